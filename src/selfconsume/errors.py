@@ -1,0 +1,9 @@
+"""The two kinds of failure the CLI distinguishes: bad input (exit 2) and a failure inside a run (exit 1)."""
+
+
+class ConfigError(ValueError):
+    """Bad input: an invalid config, data file or argument. The message is one line naming the culprit."""
+
+
+class RunFailed(RuntimeError):
+    """A run stopped inside the loop (for example a NaN loss); the store records the reason."""

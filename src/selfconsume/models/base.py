@@ -1,0 +1,63 @@
+"""The model-family protocol and its registry.
+
+A family holds the parameters of all replicates at once and fits / samples them together:
+inputs and outputs are arrays of shape (replicates, n, dim). `weights`, when given, has shape
+(replicates, n) and is non-negative (0 drops a sample; filters that keep a varying number per
+replicate use it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from selfconsume.registry import Params, Registry
+from selfconsume.seeding import Streams
+
+
+@runtime_checkable
+class Model(Protocol):
+    """One generative family for `replicates` independent chains.
+
+    Built as `cls(params, dim=..., replicates=..., streams=...)`. `fit` trains generation t: from the
+    current parameters when `warm` is true (fine-tuning), from a fresh initialisation otherwise.
+    `state_dict` / `load_state_dict` round-trip everything needed to resume (optimiser and EMA too).
+    """
+
+    def fit(
+        self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
+    ) -> dict[str, np.ndarray]:
+        """Fit on x; return training diagnostics per replicate (for example {"loss": (R,)})."""
+        ...
+
+    def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
+        """Draw n samples per replicate: shape (replicates, n, dim)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class HasLogProb(Protocol):
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """Log density of each replicate's model at x of shape (replicates, m, dim) -> (replicates, m)."""
+        ...
+
+
+class HasPopulation(Protocol):
+    """Families with an exact infinite-sample update (`model.population: true`)."""
+
+    population_schemes: frozenset[str]
+
+    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
+        """Replace p_t by the exact maximiser of E_real[log p] + lam * E_{p_t (curated)}[log p].
+
+        `lam` None means fully synthetic (no real term)."""
+        ...
+
+
+MODELS: Registry[type] = Registry("model")
+
+__all__ = ["MODELS", "HasLogProb", "HasPopulation", "Model", "Params", "Streams"]

@@ -1,0 +1,103 @@
+"""Gaussian family: full-covariance Gaussians in any dimension, all replicates as array operations.
+
+The fit is closed form (weighted mean and covariance), with the `unbiased` (1/(n-1)) or `mle` (1/n)
+estimator of the talk's warm-up. The population update is the exact maximiser of
+E_real[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_real + lam p_t) / (1 + lam).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from selfconsume.models.base import MODELS, Params, Streams
+
+
+class GaussianModelParams(Params):
+    estimator: Literal["unbiased", "mle"] = "unbiased"
+
+
+def weighted_moments(
+    x: np.ndarray, weights: np.ndarray | None, unbiased: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
+
+    With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
+    r, n, d = x.shape
+    if weights is None:
+        mean = x.mean(axis=1)
+        count = np.full(r, float(n))
+        xc = x - mean[:, None, :]
+        scatter = (
+            np.einsum("rn,rn->r", xc[..., 0], xc[..., 0])[:, None, None]
+            if d == 1
+            else np.matmul(xc.transpose(0, 2, 1), xc)
+        )
+    else:
+        count = weights.sum(axis=1)
+        if np.any(count <= int(unbiased)):
+            raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+        mean = np.einsum("rn,rnd->rd", weights, x) / count[:, None]
+        xc = x - mean[:, None, :]
+        scatter = np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
+    denom = count - 1.0 if unbiased else count
+    return mean, scatter / denom[:, None, None]
+
+
+@MODELS.register("gaussian", GaussianModelParams)
+class GaussianModel:
+    """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle."""
+
+    population_schemes = frozenset({"replace", "mix"})
+
+    def __init__(
+        self, params: GaussianModelParams, dim: int, replicates: int, streams: Streams
+    ) -> None:
+        self.unbiased = params.estimator == "unbiased"
+        self.dim = dim
+        self.mean = np.zeros((replicates, dim))
+        self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
+
+    def fit(
+        self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
+    ) -> dict[str, np.ndarray]:
+        self.mean, self.cov = weighted_moments(x, weights, self.unbiased)
+        return {}
+
+    def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
+        r, d = self.mean.shape
+        z = rng.standard_normal((r, n, d))
+        if d == 1:
+            z *= np.sqrt(self.cov[:, :, 0])[:, None, :]
+        else:
+            z = np.matmul(z, np.linalg.cholesky(self.cov).transpose(0, 2, 1))
+        z += self.mean[:, None, :]
+        return z
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        chol = np.linalg.cholesky(self.cov)
+        diff = np.linalg.solve(chol[:, None], (x - self.mean[:, None, :])[..., None])[..., 0]
+        logdet = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)
+        return -0.5 * ((diff**2).sum(-1) + logdet[:, None] + self.dim * np.log(2 * np.pi))
+
+    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
+        """Exact update: p_{t+1} has the mean and covariance of (p_real + lam p_t) / (1 + lam).
+
+        p_real is the empirical real set; `replace` (lam None) leaves p_t unchanged."""
+        if lam is None:
+            return
+        real_mean, real_cov = weighted_moments(real, None, unbiased=False)
+        mean = (real_mean + lam * self.mean) / (1 + lam)
+        second = (
+            real_cov
+            + real_mean[:, :, None] * real_mean[:, None, :]
+            + lam * (self.cov + self.mean[:, :, None] * self.mean[:, None, :])
+        ) / (1 + lam)
+        self.mean, self.cov = mean, second - mean[:, :, None] * mean[:, None, :]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean, "cov": self.cov}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.mean, self.cov = np.asarray(state["mean"]), np.asarray(state["cov"])
