@@ -136,7 +136,12 @@ def parse_override(item: str) -> tuple[str, Any]:
 
 
 def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
-    """Set a dotted key path in a nested mapping, creating intermediate mappings."""
+    """Set a dotted key path in a nested mapping, creating intermediate mappings.
+
+    Under `sweep` the rest of the path is one key (`sweep.scheme.lam` sets the sweep over scheme.lam)."""
+    if key.startswith("sweep."):
+        raw["sweep"] = {**(raw.get("sweep") or {}), key[len("sweep.") :]: value}
+        return
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
@@ -197,4 +202,3 @@ def expand_sweep(raw: dict[str, Any], sweep: dict[str, list[Any]] | None) -> lis
             set_path(one, key, value)
         out.append(one)
     return out
-

@@ -38,7 +38,9 @@ def check_config(cfg: Config) -> None:
     if cfg.scheme.kind == "mix" and cfg.scheme.lam is None:
         raise ConfigError("scheme.lam: the mix scheme needs lam (any value >= 0)")
     if cfg.curation is not None:
-        REWARDS.parse_params(cfg.curation.reward.kind, cfg.curation.reward.params, "curation.reward.params")
+        REWARDS.parse_params(
+            cfg.curation.reward.kind, cfg.curation.reward.params, "curation.reward.params"
+        )
         if math.isinf(cfg.curation.k) and not cfg.model.population:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
     if cfg.model.population:

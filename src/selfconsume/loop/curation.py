@@ -16,9 +16,7 @@ from selfconsume.config import CurationConfig
 from selfconsume.rewards.base import Reward
 
 
-def choose_bradley_terry(
-    rewards: np.ndarray, beta: float, rng: np.random.Generator
-) -> np.ndarray:
+def choose_bradley_terry(rewards: np.ndarray, beta: float, rng: np.random.Generator) -> np.ndarray:
     """Index in [0, K) of the chosen candidate for each row of rewards (..., K), vectorised.
 
     argmax_k (beta r_k + G_k) with G_k i.i.d. Gumbel(0, 1) is distributed as softmax(beta r)."""

@@ -32,7 +32,9 @@ class RunOutcome:
     error: str | None = None
 
 
-def run_config(cfg: Config, store: Store, on_generation: Callable[[int], None] | None = None) -> RunOutcome:
+def run_config(
+    cfg: Config, store: Store, on_generation: Callable[[int], None] | None = None
+) -> RunOutcome:
     """Run (or resume) one config into the store. Bad input raises ConfigError; a failure inside
     the loop is recorded in the store and returned as a failed outcome."""
     plan = build(cfg)
@@ -54,10 +56,14 @@ def run_config(cfg: Config, store: Store, on_generation: Callable[[int], None] |
 
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
     cfg = plan.cfg
-    return plan.source.sample(cfg.replicates, cfg.data.n_real, plan.streams.numpy("real", generation))
+    return plan.source.sample(
+        cfg.replicates, cfg.data.n_real, plan.streams.numpy("real", generation)
+    )
 
 
-def _loop(plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], None] | None) -> None:
+def _loop(
+    plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], None] | None
+) -> None:
     cfg, model, streams = plan.cfg, plan.model, plan.streams
     real = _real_set(plan, 0)
     test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.numpy("test", 0))
@@ -70,7 +76,11 @@ def _loop(plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], 
         state = saved["scheme"]
         start = generation + 1
     n_syn = synthetic_count(cfg.scheme, cfg.data.n_real)
-    lam = None if cfg.scheme.kind == "replace" else (cfg.scheme.lam if cfg.scheme.lam is not None else 1.0)
+    lam = (
+        None
+        if cfg.scheme.kind == "replace"
+        else (cfg.scheme.lam if cfg.scheme.lam is not None else 1.0)
+    )
     for t in range(start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
         if t == 0:
@@ -87,7 +97,9 @@ def _loop(plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], 
                 plan.reward,
                 streams.numpy("curation", t),
             )
-            x, w = build_training_set(cfg.scheme, real, synthetic, weights, state, streams.numpy("scheme", t))
+            x, w = build_training_set(
+                cfg.scheme, real, synthetic, weights, state, streams.numpy("scheme", t)
+            )
             diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
         metrics = _metrics(plan, real, test, t)
@@ -111,8 +123,14 @@ def _check_finite(diagnostics: dict[str, np.ndarray], model: object, t: int) -> 
         if not np.all(np.isfinite(value)):
             raise RunFailed(f"generation {t}: non-finite training {key} (the run diverged)")
     for key, value in model.state_dict().items():
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
-            raise RunFailed(f"generation {t}: non-finite model parameter {key!r} (the run diverged)")
+        if (
+            isinstance(value, np.ndarray)
+            and value.dtype.kind == "f"
+            and not np.all(np.isfinite(value))
+        ):
+            raise RunFailed(
+                f"generation {t}: non-finite model parameter {key!r} (the run diverged)"
+            )
 
 
 def _metrics(plan: Plan, real: np.ndarray, test: np.ndarray, t: int) -> dict[str, np.ndarray]:

@@ -126,7 +126,10 @@ class Store:
             self._db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
             self._db.executemany(
                 "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
-                [(run_id, generation, k, str(p.relative_to(self.artifacts))) for k, p in files.items()],
+                [
+                    (run_id, generation, k, str(p.relative_to(self.artifacts)))
+                    for k, p in files.items()
+                ],
             )
             self._db.execute(
                 "UPDATE runs SET generations_done=? WHERE run_id=?", (generation + 1, run_id)

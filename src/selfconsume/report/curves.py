@@ -1,0 +1,65 @@
+"""Generic figures: every metric against the generation, mean and 95% interval over replicates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker
+
+MAX_PANELS = 12
+
+
+def mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over replicates and a 95% normal interval for it, per generation (values (G, R))."""
+    mean = np.nanmean(values, axis=1)
+    count = np.sum(np.isfinite(values), axis=1)
+    sem = (
+        np.nanstd(values, axis=1, ddof=1) / np.sqrt(np.maximum(count, 1))
+        if values.shape[1] > 1
+        else 0 * mean
+    )
+    return mean, mean - 1.96 * sem, mean + 1.96 * sem
+
+
+def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = None) -> None:
+    values = run.metrics[metric]
+    gens = np.arange(values.shape[0])
+    mean, lo, hi = mean_interval(values)
+    (line,) = ax.plot(gens, mean, label=run.label, color=color)
+    ax.fill_between(gens, lo, hi, alpha=0.25, color=line.get_color())
+
+
+@figure_maker
+def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
+    """One panel per metric: mean over replicates with its 95% interval, one line per run."""
+    names = sorted(m for m in exp.metric_names if not m.startswith("train_"))[:MAX_PANELS]
+    if not names:
+        return []
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, names, strict=False):
+        for run in exp.runs:
+            if metric in run.metrics:
+                plot_metric(ax, run, metric)
+        ax.set_title(metric)
+        ax.set_xlabel("generation")
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 4), 1, 1))
+    path = out / f"{exp.name}-metrics.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [
+        Figure(
+            path, f"{exp.name}: metrics by generation", "Mean over replicates, 95% interval shaded."
+        )
+    ]

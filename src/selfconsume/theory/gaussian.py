@@ -1,0 +1,117 @@
+"""Closed forms for the Gaussian warm-up (Shumailov et al. 2023; Bertrand et al. 2024).
+
+Setting: real data N(mu, sigma^2) in 1-D; generation 0 is fitted on n real points, generation t+1 on
+n samples of p_t. With the sample variance s^2 = scatter / c, c = n-1 (unbiased) or n (MLE), Cochran's
+theorem gives scatter / sigma_t^2 ~ chi^2_{n-1}, independent of the sample mean, so
+
+    sigma_{t+1}^2 = sigma_t^2 * chi^2_{n-1} / c,      mu_{t+1} = mu_t + sigma_t * xi / sqrt(n).
+
+Generation t is t+1 such refits away from the truth (generation 0 is already one), hence every
+moment below carries the exponent t+1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+
+def _denominator(n: int, estimator: str) -> float:
+    if estimator not in ("unbiased", "mle"):
+        raise ValueError(f"estimator must be 'unbiased' or 'mle', not {estimator!r}")
+    return n - 1.0 if estimator == "unbiased" else float(n)
+
+
+def collapse_factor(n: int, estimator: str = "unbiased") -> float:
+    """alpha(n) = E[sigma_{t+1} / sigma_t] = E[sqrt(chi^2_{n-1} / c)].
+
+    E[chi_{k}] = sqrt(2) Gamma((k+1)/2) / Gamma(k/2) with k = n-1, so
+    alpha = sqrt(2/c) Gamma(n/2) / Gamma((n-1)/2) < 1 (Jensen: E[sqrt V] < sqrt(E V) <= 1)."""
+    c = _denominator(n, estimator)
+    return float(np.sqrt(2.0 / c) * np.exp(gammaln(n / 2) - gammaln((n - 1) / 2)))
+
+
+def variance_factor(n: int, estimator: str = "unbiased") -> float:
+    """c2(n) = E[sigma_{t+1}^2 / sigma_t^2] = (n-1)/c: 1 for unbiased, (n-1)/n for MLE."""
+    return (n - 1.0) / _denominator(n, estimator)
+
+
+def expected_sigma(
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[sigma_t] = alpha(n)^(t+1) sigma: the factors of successive refits are independent."""
+    return sigma * collapse_factor(n, estimator) ** (np.asarray(t) + 1.0)
+
+
+def expected_variance(
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[sigma_t^2] = c2(n)^(t+1) sigma^2 (constant for the unbiased estimator, yet sigma_t -> 0 a.s.)."""
+    return sigma**2 * variance_factor(n, estimator) ** (np.asarray(t) + 1.0)
+
+
+def expected_mean_sq_error(
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[(mu_t - mu)^2] = sum_{k=0}^{t} E[sigma_{k-1}^2] / n with sigma_{-1} = sigma (a random walk)."""
+    t = np.asarray(t)
+    c2 = variance_factor(n, estimator)
+    if c2 == 1.0:
+        return sigma**2 * (t + 1.0) / n
+    return sigma**2 * (1 - c2 ** (t + 1.0)) / (1 - c2) / n
+
+
+def expected_w2_sq(
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[W2^2(p_t, p_data)] = E[(mu_t - mu)^2] + E[sigma_t^2] - 2 sigma E[sigma_t] + sigma^2
+    (1-D Gaussians: W2^2 = (mu_t - mu)^2 + (sigma_t - sigma)^2)."""
+    return (
+        expected_mean_sq_error(t, n, sigma, estimator)
+        + expected_variance(t, n, sigma, estimator)
+        - 2 * sigma * expected_sigma(t, n, sigma, estimator)
+        + sigma**2
+    )
+
+
+def population_mix_step(
+    mean: np.ndarray, var: np.ndarray, real_mean: np.ndarray, real_var: np.ndarray, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One exact infinite-sample step of mix at weight lam (1-D): the moments of
+    (p_real + lam p_t) / (1 + lam). real_var is the MLE (1/n) variance of the real set.
+
+    Mean: (a + lam mu_t)/(1+lam). Variance: mixture second moment minus the squared mean, i.e.
+    (v_r + lam v_t)/(1+lam) + lam (a - mu_t)^2 / (1+lam)^2. The fixed point is (a, v_r), reached
+    geometrically at rate lam / (1 + lam) for the mean."""
+    new_mean = (real_mean + lam * mean) / (1 + lam)
+    new_var = (real_var + lam * var) / (1 + lam) + lam * (real_mean - mean) ** 2 / (1 + lam) ** 2
+    return new_mean, new_var
+
+
+def expected_mix_moments(
+    generations: int, n_real: int, lam: float, sigma: float = 1.0, estimator: str = "unbiased"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Finite-sample mix scheme in 1-D: E[sigma_t^2] and E[(mu_t - a)^2], t = 0..generations,
+    a being the real set's mean. Exact, from a linear recursion on the two moments.
+
+    Generation t+1 trains on the n real points (mean a, scatter S_r) plus m = round(lam n) samples
+    y ~ N(mu_t, s_t^2). With N = n + m and D_t = a - mu_t, the pooled scatter is
+    S_r + S_y + (n m / N)(a - ybar)^2, E[S_y] = (m-1) s^2 and E[(a-ybar)^2] = D^2 + s^2/m, so
+        E[s_{t+1}^2] = (E[S_r] + (m - 1 + n/N) E[s_t^2] + (n m / N) E[D_t^2]) / c(N),
+        E[D_{t+1}^2] = (m / N)^2 (E[D_t^2] + E[s_t^2] / m),
+    with E[S_r] = (n-1) sigma^2, D_0 = 0 and E[s_0^2] = (n-1) sigma^2 / c(n)."""
+    n, m = n_real, int(round(lam * n_real))
+    big = n + m
+    scatter_real = (n - 1.0) * sigma**2
+    var = np.empty(generations + 1)
+    dev = np.empty(generations + 1)
+    var[0], dev[0] = scatter_real / _denominator(n, estimator), 0.0
+    for t in range(generations):
+        if m == 0:
+            var[t + 1], dev[t + 1] = var[0], 0.0
+            continue
+        var[t + 1] = (
+            scatter_real + (m - 1 + n / big) * var[t] + n * m / big * dev[t]
+        ) / _denominator(big, estimator)
+        dev[t + 1] = (m / big) ** 2 * (dev[t] + var[t] / m)
+    return var, dev

@@ -1,0 +1,32 @@
+"""Helpers for tests: run a config mapping into a store and read a metric as a (G, R) array."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfconsume.config import expand_sweep, validate
+from selfconsume.loop.run import run_config
+from selfconsume.store.sqlite import Store
+
+
+def run_raw(raw: dict, store_path) -> tuple[Store, list[str]]:
+    """Validate a raw config (with its sweep), run every run in-process, return store and run ids."""
+    store = Store(store_path)
+    ids = []
+    for one in expand_sweep(raw, raw.get("sweep")):
+        cfg = validate(one)
+        run_config(cfg, store)
+        ids.append(cfg.run_id)
+    return store, ids
+
+
+def metric(store: Store, run_id: str, name: str) -> np.ndarray:
+    """Values of one metric as an array of shape (generations, replicates)."""
+    rows = {g: v for g, m, v in store.metric_arrays(run_id) if m == name}
+    return np.stack([rows[g] for g in sorted(rows)])
+
+
+def z_score(samples: np.ndarray, expected: float) -> float:
+    """How many standard errors the sample mean is from `expected`."""
+    se = samples.std(ddof=1) / np.sqrt(len(samples))
+    return abs(samples.mean() - expected) / se

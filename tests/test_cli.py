@@ -1,0 +1,125 @@
+"""The command line: runs, resumes, exports, reports, and bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from selfconsume.cli import app
+
+runner = CliRunner()
+
+CONFIG = """
+name: cli-test
+seed: 3
+replicates: 50
+generations: 4
+data: {kind: gaussian, n_real: 10, n_test: 5, params: {dim: 1, std: 1.0}}
+model: {kind: gaussian, params: {estimator: unbiased}}
+scheme: {kind: mix, lam: 0.5}
+metrics: [gaussian_params, w2]
+sweep: {scheme.lam: [0.0, 1.0]}
+"""
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_run_twice_does_the_work_once(config_file, store_path):
+    first = invoke("run", str(config_file), "--store", str(store_path))
+    assert first.exit_code == 0, first.output
+    db = sqlite3.connect(store_path)
+    stamp = db.execute("SELECT run_id, finished_at FROM runs ORDER BY run_id").fetchall()
+    assert len(stamp) == 2
+    again = invoke("run", str(config_file), "--store", str(store_path))
+    assert again.exit_code == 0
+    assert db.execute("SELECT run_id, finished_at FROM runs ORDER BY run_id").fetchall() == stamp
+
+
+def test_export_long_format(config_file, store_path, capsys):
+    from selfconsume.store.export import export_long
+
+    assert invoke("run", str(config_file), "--store", str(store_path)).exit_code == 0
+    buf = io.StringIO()
+    export_long(store_path, "csv", buf)
+    frame = pd.read_csv(io.StringIO(buf.getvalue()))
+    assert list(frame.columns) == ["run_id", "name", "replicate", "generation", "metric", "value"]
+    # 2 runs x 5 generations x 50 replicates per metric
+    assert (frame.metric == "std").sum() == 2 * 5 * 50
+    buf = io.StringIO()
+    export_long(store_path, "json", buf)
+    records = json.loads(buf.getvalue())
+    assert len(records) == len(frame)
+    assert set(records[0]) == set(frame.columns)
+    result = invoke("export", "--store", str(store_path), "--format", "csv")
+    assert result.exit_code == 0 and result.output.startswith("run_id,name,replicate")
+
+
+def test_set_override_and_report(config_file, store_path, tmp_path):
+    result = invoke(
+        "run",
+        str(config_file),
+        "--store",
+        str(store_path),
+        "--set",
+        "generations=2",
+        "--set",
+        "sweep.scheme.lam=[0.5]",
+    )
+    assert result.exit_code == 0, result.output
+    runs = sqlite3.connect(store_path).execute("SELECT generations_done FROM runs").fetchall()
+    assert runs == [(3,)]
+    out = tmp_path / "rep"
+    assert invoke("report", "--store", str(store_path), "--out", str(out)).exit_code == 0
+    assert (out / "index.html").exists()
+    assert list(out.glob("*.png"))
+
+
+def test_presets_listed():
+    result = invoke("presets")
+    assert result.exit_code == 0
+    assert "warmup-gaussian" in result.output
+    kinds = invoke("presets", "--kinds")
+    assert kinds.exit_code == 0 and "gaussian" in kinds.output
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("colour=red", "colour"),
+        ("scheme.lam=-0.5", "scheme.lam"),
+        ("data.n_real=1", "data.n_real"),
+        ("replicates=many", "replicates"),
+        ("model.kind=transformer", "model.kind"),
+        ("model.params.estimator=median", "model.params.estimator"),
+        ("data.params.bogus=1", "data.params.bogus"),
+        ("metrics=[nope]", "metrics"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(config_file, store_path, override, needle):
+    result = invoke("run", str(config_file), "--store", str(store_path), "--set", override)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and needle in lines[0], result.output
+    assert not store_path.exists()
+
+
+def test_missing_preset_and_file(store_path, tmp_path):
+    for source in ("no-such-preset", str(tmp_path / "missing.yaml")):
+        result = invoke("run", source, "--store", str(store_path))
+        assert result.exit_code == 2
+        assert source in result.output
+    assert not store_path.exists()
