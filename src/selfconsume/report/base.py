@@ -60,3 +60,13 @@ def figure_maker(fn: FigureMaker) -> FigureMaker:
     """Register a figure maker; it is called for every experiment and returns [] if it does not apply."""
     FIGURES.append(fn)
     return fn
+
+
+def save(fig: Any, path: Path, title: str, caption: str) -> Figure:
+    """Save a matplotlib figure as PNG, close it, and describe it for the page."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Figure(path, title, caption)

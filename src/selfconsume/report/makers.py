@@ -1,4 +1,5 @@
 """Import every module that registers figure makers (order = order on the page)."""
 
 from selfconsume.report import warmup  # noqa: F401  # isort: skip
+from selfconsume.report import scatter  # noqa: F401  # isort: skip
 from selfconsume.report import curves  # noqa: F401  # isort: skip

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
 from selfconsume.theory import gaussian as theory
 
 
@@ -26,72 +26,92 @@ def _is_warmup(run: RunData) -> bool:
     )
 
 
-def _theory_std(run: RunData, gens: np.ndarray) -> tuple[np.ndarray, str] | None:
+def _setting(run: RunData) -> tuple[int, float, str]:
+    """(n_real, sigma of the truth, estimator) of a warm-up run."""
     cfg = run.config
-    sigma = cfg["data"]["params"].get("std", 1.0)
-    n = cfg["data"]["n_real"]
-    est = cfg["model"]["params"].get("estimator", "unbiased")
-    scheme = cfg["scheme"]
-    if scheme["kind"] == "replace" and scheme["n_synthetic"] in (None, n):
-        return theory.expected_sigma(gens, n, sigma, est), r"theory $\alpha(n)^{t+1}\sigma$"
-    if scheme["kind"] == "mix" and scheme["n_synthetic"] is None:
-        var, _ = theory.expected_mix_moments(len(gens) - 1, n, scheme["lam"], sigma, est)
-        return np.sqrt(var), r"theory $\sqrt{E[\sigma_t^2]}$"
-    return None
+    return (
+        cfg["data"]["n_real"],
+        cfg["data"]["params"].get("std", 1.0),
+        cfg["model"]["params"].get("estimator", "unbiased"),
+    )
+
+
+def _scheme_is(run: RunData, kind: str) -> bool:
+    return run.config["scheme"]["kind"] == kind and run.config["scheme"]["n_synthetic"] is None
 
 
 @figure_maker
 def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
-    """Mean and median sigma_t over replicates (log scale) with the closed form overlaid."""
-    runs = [r for r in exp.runs if _is_warmup(r)]
+    """Mean and median sigma_t over replicates (log scale) and mean W2^2, closed forms overlaid."""
+    runs = [r for r in exp.runs if _is_warmup(r) and _scheme_is(r, "replace")]
     if not runs:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
+        n, sigma, est = _setting(run)
         std = run.metrics["std"]
         gens = np.arange(std.shape[0])
         (line,) = ax.plot(gens, std.mean(1), label=f"{run.label} (mean)")
-        ax.plot(
-            gens, np.median(std, 1), ls=":", color=line.get_color(), label=f"{run.label} (median)"
-        )
-        th = _theory_std(run, gens)
-        if th is not None:
-            ax.plot(gens, th[0], ls="--", color="k", lw=0.8)
+        color = line.get_color()
+        ax.plot(gens, np.median(std, 1), ls=":", color=color, label=f"{run.label} (median)")
+        ax.plot(gens, theory.expected_sigma(gens, n, sigma, est), ls="--", color="k", lw=0.8)
         if "w2_sq" in run.metrics:
-            w2 = run.metrics["w2_sq"]
-            (l2,) = ax2.plot(gens, w2.mean(1), label=run.label)
-            cfg = run.config
-            if cfg["scheme"]["kind"] == "replace" and cfg["scheme"]["n_synthetic"] is None:
-                ax2.plot(
-                    gens,
-                    theory.expected_w2_sq(
-                        gens,
-                        cfg["data"]["n_real"],
-                        cfg["data"]["params"].get("std", 1.0),
-                        cfg["model"]["params"].get("estimator", "unbiased"),
-                    ),
-                    ls="--",
-                    color=l2.get_color(),
-                    lw=0.9,
-                )
+            ax2.plot(gens, run.metrics["w2_sq"].mean(1), color=color, label=run.label)
+            ax2.plot(gens, theory.expected_w2_sq(gens, n, sigma, est), ls="--", color="k", lw=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("generation t")
-    ax.set_ylabel(r"$\sigma_t$")
-    ax.set_title(r"$\sigma_t$ over replicates (dashed: closed form)")
+    ax.set(xlabel="generation t", ylabel=r"$\sigma_t$")
+    ax.set_title(r"$\sigma_t$ over replicates (dashed: $\alpha(n)^{t+1}\sigma$)")
     ax.legend(fontsize=7)
-    ax2.set_xlabel("generation t")
-    ax2.set_ylabel(r"$E[W_2^2(p_t, p_{data})]$")
+    ax2.set(xlabel="generation t", ylabel=r"$E[W_2^2(p_t, p_{data})]$")
     ax2.set_title(r"$W_2^2$ to the truth (dashed: closed form)")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / f"{exp.name}-sigma.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return [
-        Figure(
-            path,
+        save(
+            fig,
+            out / f"{exp.name}-sigma.png",
             f"{exp.name}: collapse of sigma_t",
             "Left: mean (solid) and median (dotted) of sigma_t over replicates, closed form dashed. "
             "Right: mean W2^2 between p_t and the truth, closed form dashed.",
+        )
+    ]
+
+
+@figure_maker
+def mixed_variance(exp: Experiment, out: Path) -> list[Figure]:
+    """Mix scheme: mean sigma_t^2 against its exact recursion, and sigma_t against fully synthetic."""
+    runs = [r for r in exp.runs if _is_warmup(r) and _scheme_is(r, "mix")]
+    if not runs:
+        return []
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for run in runs:
+        n, sigma, est = _setting(run)
+        std = run.metrics["std"]
+        gens = np.arange(std.shape[0])
+        lam = run.config["scheme"]["lam"]
+        (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
+        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
+        ax.plot(gens, expected, ls="--", color=line.get_color(), lw=0.9)
+        ax2.plot(gens, std.mean(1), color=line.get_color(), label=run.label)
+    ax2.plot(
+        gens,
+        theory.expected_sigma(gens, n, sigma, est),
+        "k--",
+        lw=0.9,
+        label="fully synthetic (theory)",
+    )
+    ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t^2$", ylim=(0, None))
+    ax.set_title(r"mean $\sigma_t^2$ (dashed: exact finite-sample recursion)")
+    ax.legend(fontsize=8)
+    ax2.set(xlabel="generation t", ylabel=r"mean $\sigma_t$", yscale="log")
+    ax2.set_title(r"$\sigma_t$ stays away from 0 with real data")
+    ax2.legend(fontsize=8)
+    return [
+        save(
+            fig,
+            out / f"{exp.name}-variance.png",
+            f"{exp.name}: retraining with real data mixed in",
+            "Left: mean sigma_t^2 over replicates per lam, dashed the exact recursion "
+            "(theory.expected_mix_moments). Right: mean sigma_t against the fully synthetic closed "
+            "form alpha(n)^(t+1) sigma (black dashed).",
         )
     ]
