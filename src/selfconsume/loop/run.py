@@ -43,8 +43,8 @@ def run_config(
         return RunOutcome(record.run_id, "done")
     try:
         _loop(plan, store, record.run_id, on_generation)
-    except ConfigError:
-        store.finish_run(record.run_id, "failed", "bad input")
+    except ConfigError as exc:
+        store.finish_run(record.run_id, "failed", f"bad input: {exc}")
         raise
     except (RunFailed, FloatingPointError, np.linalg.LinAlgError, ValueError, RuntimeError) as exc:
         reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
