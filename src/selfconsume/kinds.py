@@ -2,4 +2,8 @@
 
 from selfconsume.data import gaussian as _data_gaussian  # noqa: F401
 from selfconsume.metrics import gaussian as _metrics_gaussian  # noqa: F401
+from selfconsume.models import ddpm as _models_ddpm  # noqa: F401
+from selfconsume.models import flow as _models_flow  # noqa: F401
 from selfconsume.models import gaussian as _models_gaussian  # noqa: F401
+from selfconsume.models import gmm as _models_gmm  # noqa: F401
+from selfconsume.models import kde as _models_kde  # noqa: F401
