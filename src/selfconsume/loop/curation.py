@@ -20,7 +20,7 @@ def choose_bradley_terry(rewards: np.ndarray, beta: float, rng: np.random.Genera
     """Index in [0, K) of the chosen candidate for each row of rewards (..., K), vectorised.
 
     argmax_k (beta r_k + G_k) with G_k i.i.d. Gumbel(0, 1) is distributed as softmax(beta r)."""
-    gumbel = rng.standard_gumbel(rewards.shape)
+    gumbel = rng.gumbel(size=rewards.shape)
     if beta != 0:
         gumbel += beta * rewards
     return np.argmax(gumbel, axis=-1)

@@ -1,0 +1,88 @@
+"""Metrics of curated retraining: reward statistics, mass per state, divergence to the data.
+
+For the discrete family every value is exact, computed from p_t's probabilities (in population mode
+and in the sampled loop alike: E_{p_t} of the fitted p_t); other families use ctx.samples (n_test
+draws of p_t per replicate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selfconsume.errors import ConfigError
+from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def exact_reward_stats(p: np.ndarray, r: np.ndarray, beta: float) -> MetricValues:
+    """Reward statistics under categorical p (R, S) with state rewards r (S,), exactly."""
+    e = np.exp(beta * r)
+    exp_mean = p @ e
+    out: MetricValues = {
+        "reward_mean": p @ r,
+        "exp_reward_mean": exp_mean,
+        "exp_reward_var": (p * (e[None, :] - exp_mean[:, None]) ** 2).sum(-1),
+    }
+    order = np.argsort(r, kind="stable")
+    cdf = np.cumsum(p[:, order], axis=1)
+    for q in QUANTILES:  # the inverted-CDF quantile: smallest r with P(R <= r) >= q
+        first = np.argmax(cdf >= q - 1e-12, axis=1)
+        out[f"reward_q{round(100 * q)}"] = r[order][first]
+    return out
+
+
+def sample_reward_stats(r: np.ndarray, beta: float) -> MetricValues:
+    """The same statistics estimated from rewards of samples, r (R, n)."""
+    e = np.exp(beta * r)
+    out: MetricValues = {
+        "reward_mean": r.mean(axis=1),
+        "exp_reward_mean": e.mean(axis=1),
+        "exp_reward_var": e.var(axis=1),
+    }
+    for q in QUANTILES:
+        out[f"reward_q{round(100 * q)}"] = np.quantile(r, q, axis=1, method="inverted_cdf")
+    return out
+
+
+def model_probs(ctx: MetricContext) -> np.ndarray | None:
+    """p_t (R, S) of a discrete model, padded to the source's number of states; None otherwise."""
+    probs = getattr(ctx.model, "probs", None)
+    if probs is None:
+        return None
+    states = max(probs.shape[1], getattr(ctx.source, "n_states", 0))
+    return np.pad(probs, ((0, 0), (0, states - probs.shape[1])))
+
+
+@METRICS.register("reward")
+def reward(ctx: MetricContext) -> MetricValues:
+    """reward_mean, exp_reward_mean (E[e^{beta r}]), exp_reward_var, reward_q10/q50/q90 under p_t."""
+    if ctx.reward is None:
+        raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
+    p = model_probs(ctx)
+    if p is not None:
+        r = ctx.reward(np.arange(p.shape[1], dtype=np.int64)[:, None])
+        return exact_reward_stats(p, r, ctx.beta)
+    return sample_reward_stats(ctx.reward(ctx.samples), ctx.beta)
+
+
+@METRICS.register("mass")
+def mass(ctx: MetricContext) -> MetricValues:
+    """mass_i: p_t's probability of state i, exact (discrete models; for mixtures see `modes`)."""
+    p = model_probs(ctx)
+    if p is None:
+        raise ConfigError("metrics: mass needs the discrete model (use `modes` for mixtures)")
+    return {f"mass_{i}": p[:, i] for i in range(p.shape[1])}
+
+
+@METRICS.register("divergence")
+def divergence(ctx: MetricContext) -> MetricValues:
+    """kl_data = KL(p_t || p_data) (finite while p_t stays in the data's support), tv_data."""
+    p = model_probs(ctx)
+    truth = getattr(ctx.source, "probs", None)
+    if p is None or truth is None:
+        raise ConfigError("metrics: divergence needs a discrete model and a discrete data source")
+    q = np.pad(truth, (0, p.shape[1] - truth.size))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / q), 0.0)
+    return {"kl_data": terms.sum(-1), "tv_data": 0.5 * np.abs(p - q).sum(-1)}

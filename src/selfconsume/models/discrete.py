@@ -1,0 +1,103 @@
+"""Discrete family: one categorical distribution over states 0..S-1 per replicate.
+
+Fit = (weighted) empirical frequencies, sample = multinomial counts in random order; the population
+update is exact (selfconsume.theory.curation), curation included, K = inf too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from selfconsume.errors import ConfigError
+from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.theory import curation as theory
+
+
+class DiscreteModelParams(Params):
+    states: int | None = Field(default=None, ge=2)
+
+
+def frequencies(x: np.ndarray, weights: np.ndarray | None, states: int) -> np.ndarray:
+    """Weighted empirical frequencies (R, S) of int states x (R, n, 1), one bincount for all."""
+    r, n = x.shape[:2]
+    flat = (np.arange(r)[:, None] * states + x[..., 0]).ravel()
+    w = None if weights is None else np.asarray(weights, dtype=float).ravel()
+    counts = np.bincount(flat, weights=w, minlength=r * states).reshape(r, states)
+    total = counts.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        raise FloatingPointError("a replicate kept no sample to fit its frequencies")
+    return counts / total
+
+
+@MODELS.register("discrete", DiscreteModelParams)
+class DiscreteModel:
+    """Categorical p_r over states; params: states (default: largest state seen at fit + 1)."""
+
+    population_schemes = frozenset({"replace", "mix"})
+
+    def __init__(
+        self, params: DiscreteModelParams, dim: int, replicates: int, streams: Streams
+    ) -> None:
+        if dim != 1:
+            raise ConfigError("model.kind: the discrete family needs discrete data (dim 1)")
+        self.states = params.states or 0
+        self.probs = np.zeros((replicates, self.states))
+
+    def _grow(self, x: np.ndarray) -> None:
+        if x.dtype.kind not in "iu" or (x.size and x.min() < 0):
+            raise ConfigError("model.kind: the discrete family needs non-negative integer states")
+        states = max(self.states, int(x.max()) + 1 if x.size else 0)
+        if states > self.states:
+            self.probs = np.pad(self.probs, ((0, 0), (0, states - self.states)))
+            self.states = states
+
+    def fit(
+        self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
+    ) -> dict[str, np.ndarray]:
+        self._grow(x)
+        self.probs = frequencies(x, weights, self.states)
+        return {}
+
+    def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
+        r, s = self.probs.shape
+        counts = rng.multinomial(n, self.probs / self.probs.sum(axis=1, keepdims=True))
+        states = np.repeat(np.tile(np.arange(s, dtype=np.int64), r), counts.ravel())
+        return rng.permuted(states.reshape(r, n), axis=1)[..., None]
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.take_along_axis(self.probs, x[..., 0], axis=1))
+
+    def state_rewards(self, reward: Any) -> np.ndarray:
+        """The reward of every state, (S,)."""
+        return reward(np.arange(self.states, dtype=np.int64)[:, None])
+
+    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
+        """Exact update from the empirical real frequencies: curate p_t, then replace or mix."""
+        self._grow(real)
+        p_data = frequencies(real, None, self.states)
+        if curation is None:
+            self.probs = theory.step(self.probs, p_data, None, lam)
+            return
+        cfg, reward = curation
+        self.probs = theory.step(
+            self.probs,
+            p_data,
+            self.state_rewards(reward),
+            lam,
+            cfg.kind,
+            k=cfg.k,
+            beta=cfg.beta,
+            fraction=cfg.fraction,
+            threshold=cfg.threshold,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"probs": self.probs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.probs = np.asarray(state["probs"])
+        self.states = self.probs.shape[1]

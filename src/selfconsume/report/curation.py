@@ -1,0 +1,168 @@
+"""Curation figures: reward statistics and mass per state by generation, exact update overlaid.
+
+For discrete runs the exact population update (selfconsume.theory.curation) is drawn dashed from
+p_0 = p_data, with the K -> inf limit dotted; sampled runs should follow it within their interval.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from selfconsume import kinds  # noqa: F401  (fills the reward registry)
+from selfconsume.config import CurationConfig
+from selfconsume.data.discrete import DiscreteParams, DiscreteSource
+from selfconsume.metrics.curation import exact_reward_stats
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
+from selfconsume.report.curves import plot_metric
+from selfconsume.rewards.base import build_reward
+from selfconsume.theory import curation as theory
+
+PANELS = ("reward_mean", "exp_reward_mean", "exp_reward_var")
+MASS = re.compile(r"mass_(\d+)$")
+
+
+def _is_discrete(cfg: dict[str, Any]) -> bool:
+    return cfg["data"]["kind"] == "discrete" and cfg["model"]["kind"] == "discrete"
+
+
+def _lam(cfg: dict[str, Any]) -> float | None:
+    scheme = cfg["scheme"]
+    if scheme["kind"] == "replace":
+        return None
+    return 1.0 if scheme["lam"] is None else scheme["lam"]
+
+
+def _setting(cfg: dict[str, Any]) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
+    """p_data, the curation and the reward of every state of a discrete run's config."""
+    source = DiscreteSource(DiscreteParams(**cfg["data"]["params"]))
+    cur = CurationConfig.model_validate(cfg["curation"])
+    reward = build_reward(cur.reward.kind, cur.reward.params, source)
+    return source.probs, cur, reward(np.arange(source.n_states)[:, None])
+
+
+def exact_trajectory(cfg: dict[str, Any], generations: int, k: float | None = None) -> np.ndarray:
+    """Exact p_0..p_G (G+1, S) of a discrete run's config from p_0 = p_data; k overrides K."""
+    p_data, cur, rewards = _setting(cfg)
+    probs = [p_data]
+    for _ in range(generations):
+        probs.append(
+            theory.step(
+                probs[-1],
+                p_data,
+                rewards,
+                _lam(cfg),
+                cur.kind,
+                k=cur.k if k is None else k,
+                beta=cur.beta,
+                fraction=cur.fraction,
+                threshold=cur.threshold,
+            )
+        )
+    return np.array(probs)
+
+
+def _exact_stats(cfg: dict[str, Any], generations: int, k: float | None = None) -> dict:
+    """Exact reward statistics along the trajectory (each (G+1,)), and e^{beta r*}."""
+    _, cur, rewards = _setting(cfg)
+    stats = exact_reward_stats(exact_trajectory(cfg, generations, k), rewards, cur.beta)
+    return stats | {"best": np.exp(cur.beta * rewards.max())}
+
+
+def _curated(exp: Experiment, metric: str) -> list[RunData]:
+    return [r for r in exp.runs if r.config.get("curation") and metric in r.metrics]
+
+
+@figure_maker
+def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
+    """Mean reward, E[e^{beta r}] and Var[e^{beta r}] by generation, exact update overlaid."""
+    runs = _curated(exp, "exp_reward_mean")
+    if not runs:
+        return []
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.3 * len(PANELS), 3.6))
+    limits_drawn: set[float | None] = set()
+    for run in runs:
+        for ax, metric in zip(axes, PANELS, strict=True):
+            plot_metric(ax, run, metric)
+        if not _is_discrete(run.config):
+            continue
+        generations = run.metrics["exp_reward_mean"].shape[0] - 1
+        exact = _exact_stats(run.config, generations)
+        color = axes[0].lines[-1].get_color()
+        lam = _lam(run.config)
+        limit = None
+        if run.config["curation"]["kind"] == "bradley_terry" and lam not in limits_drawn:
+            limits_drawn.add(lam)
+            limit = _exact_stats(run.config, generations, k=float("inf"))
+        for ax, metric in zip(axes, PANELS, strict=True):
+            ax.plot(exact[metric], ls="--", lw=1, color=color)
+            if limit is not None:
+                label = "K → ∞" + ("" if lam is None else f", λ = {lam:g}")
+                ax.plot(limit[metric], ls=":", lw=1.2, color="k", label=label)
+        axes[1].axhline(exact["best"], color="grey", lw=0.6)
+    for ax, metric in zip(axes, PANELS, strict=True):
+        ax.set(xlabel="generation", title=metric)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    fig.tight_layout(rect=(0, 0.04 + 0.05 * (-(-len(labels) // 3)), 1, 1))
+    path = out / f"{exp.name}-reward.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [
+        Figure(
+            path,
+            f"{exp.name}: reward under curated retraining",
+            "Mean over replicates with its 95% interval, one colour per run. Discrete runs: the exact "
+            "population update from p_data dashed, its K → ∞ limit dotted, e^{β r*} in grey.",
+        )
+    ]
+
+
+def _mass(run: RunData) -> np.ndarray:
+    """Mean mass per state over replicates, (G+1, S)."""
+    names = sorted((int(m[1]), k) for k in run.metrics if (m := MASS.match(k)))
+    return np.stack([run.metrics[k].mean(axis=1) for _, k in names], axis=1)
+
+
+@figure_maker
+def mass_bars(exp: Experiment, out: Path) -> list[Figure]:
+    """Mass per state (or mode) at the first, middle and last generation, exact update as markers."""
+    runs = _curated(exp, "mass_0")
+    if not runs:
+        return []
+    cols = min(4, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(runs) :]:
+        ax.axis("off")
+    for ax, run in zip(axes.flat, runs, strict=False):
+        mass = _mass(run)
+        last = mass.shape[0] - 1
+        shown = sorted({0, last // 2, last})
+        states = np.arange(mass.shape[1])
+        width = 0.8 / len(shown)
+        exact = exact_trajectory(run.config, last) if _is_discrete(run.config) else None
+        for i, g in enumerate(shown):
+            x = states + (i - (len(shown) - 1) / 2) * width
+            ax.bar(x, mass[g], width, label=f"t = {g}")
+            if exact is not None:
+                ax.plot(x, exact[g, : len(states)], "k_", ms=8)
+        ax.set(xlabel="state / mode", ylabel="mass", xticks=states)
+        ax.set_title(run.label, fontsize=8)
+        ax.legend(fontsize=7)
+    return [
+        save(
+            fig,
+            out / f"{exp.name}-mass.png",
+            f"{exp.name}: mass per state",
+            "Mean mass over replicates at the first, middle and last generation; black ticks, the "
+            "exact population update (discrete runs).",
+        )
+    ]

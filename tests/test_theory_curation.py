@@ -1,0 +1,124 @@
+"""The exact curated update: brute-force agreement, invariants, limits and long-run behaviour."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.integrate import quad
+
+from selfconsume.theory import curation as theory
+
+P = np.array([0.4, 0.3, 0.2, 0.1])
+R = np.arange(4.0)
+
+
+def brute_h(p: np.ndarray, r: np.ndarray, k: int, beta: float) -> np.ndarray:
+    """H^K by enumerating every (K-1)-tuple of competitors: the definition, term by term."""
+    w = np.exp(beta * r)
+    h = np.zeros_like(p)
+    for combo in itertools.product(range(len(p)), repeat=k - 1):
+        h += np.prod(p[list(combo)]) * k * w / (w + w[list(combo)].sum())
+    return h
+
+
+@pytest.mark.parametrize(
+    ("seed", "states", "k", "beta"),
+    [
+        (0, 4, 2, 1.0),
+        (1, 4, 4, 1.0),
+        (2, 3, 6, 3.0),
+        (3, 5, 5, 10.0),
+        (4, 4, 3, 30.0),
+        (5, 6, 4, 0.0),
+    ],
+)
+def test_h_matches_enumeration(seed, states, k, beta):
+    rng = np.random.default_rng(seed)
+    p, r = rng.dirichlet(np.ones(states)), 2 * rng.standard_normal(states)
+    np.testing.assert_allclose(theory.h_factor(p, r, k, beta), brute_h(p, r, k, beta), rtol=1e-12)
+
+
+def test_h_matches_adaptive_quadrature_at_large_k():
+    p, k, beta = P, 50, 0.7
+    w = np.exp(beta * R)
+
+    def h(x: int) -> float:
+        def f(s: float) -> float:
+            return k * w[x] * np.exp(-s * w[x]) * (p @ np.exp(-s * w)) ** (k - 1)
+
+        return quad(f, 0, np.inf, limit=500, epsabs=0, epsrel=1e-12)[0]
+
+    expected = [h(x) for x in range(4)]
+    np.testing.assert_allclose(theory.h_factor(p, R, k, beta), expected, rtol=1e-8)
+
+
+def test_update_is_a_distribution_for_batches():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(30), size=500)
+    r = rng.standard_normal(30)
+    for k in (2, 7, 100):
+        q = p * theory.h_factor(p, r, k, 2.0)
+        assert np.all(q >= 0)
+        np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-12)
+
+
+def test_k1_and_beta0_change_nothing():
+    np.testing.assert_allclose(theory.h_factor(P, R, 1, 3.0), 1.0, atol=1e-13)
+    np.testing.assert_allclose(theory.h_factor(P, R, 5, 0.0), 1.0, atol=1e-13)
+    np.testing.assert_allclose(theory.curated(P, R, 1, 3.0), P, atol=1e-13)
+
+
+def test_k_inf_is_the_tilt_and_large_k_approaches_it():
+    tilt = P * np.exp(R) / (P @ np.exp(R))
+    np.testing.assert_allclose(theory.curated(P, R, np.inf, 1.0), tilt, rtol=1e-14)
+    np.testing.assert_allclose(theory.tilted(P, R, 1.0), tilt, rtol=1e-14)
+    gaps = [np.abs(theory.curated(P, R, k, 1.0) - tilt).max() for k in (10, 100, 1000, 10_000)]
+    assert all(a > 5 * b for a, b in itertools.pairwise(gaps))  # O(1/K)
+    assert gaps[-1] < 1e-4
+
+
+def test_larger_k_tilts_more():
+    means = [theory.curated(P, R, k, 1.0) @ R for k in (1, 2, 4, 16, np.inf)]
+    assert all(a < b for a, b in itertools.pairwise(means))
+
+
+def iterate(p, p_data, lam, k, beta, generations):
+    out = [p]
+    for _ in range(generations):
+        out.append(theory.step(out[-1], p_data, R, lam, "bradley_terry", k=k, beta=beta))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("k", [2, 4, np.inf])
+def test_pure_curation_maximises_the_reward(k):
+    beta = 1.0
+    probs = iterate(P, P, None, k, beta, 60)
+    e = np.exp(beta * R)
+    mean = probs @ e
+    var = (probs * (e - mean[:, None]) ** 2).sum(-1)
+    assert np.all(np.diff(mean) > -1e-12) and np.all(np.diff(mean)[:5] > 0)  # up to rounding
+    assert mean[-1] == pytest.approx(np.exp(beta * R.max()), rel=1e-6)
+    assert var[0] > 1 and var[-1] < 1e-4
+    assert np.all(np.diff(var[10:]) < 1e-12)  # decreasing once the top state dominates
+
+
+@pytest.mark.parametrize("k", [2, 4, np.inf])
+def test_mixing_real_data_keeps_every_state(k):
+    probs = iterate(P, P, 0.5, k, 1.0, 200)
+    fixed = probs[-1]
+    np.testing.assert_allclose(
+        theory.step(fixed, P, R, 0.5, "bradley_terry", k=k, beta=1.0), fixed, atol=1e-12
+    )
+    assert np.all(fixed >= P / 1.5 - 1e-12)  # (p_data + lam q) / (1 + lam) >= p_data / (1 + lam)
+    assert fixed @ R > P @ R  # curated, but anchored
+    assert fixed[-1] < 0.9
+
+
+def test_filters_population_laws():
+    np.testing.assert_allclose(theory.top_fraction(P, R, 0.3), [0, 0, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(theory.top_fraction(P, np.zeros(4), 0.5), P)  # all tied
+    np.testing.assert_allclose(theory.thresholded(P, R, 2.0), [0, 0, 0.2, 0.1])
+    mixed = theory.step(P, P, R, 1.0, "threshold", threshold=2.0)
+    np.testing.assert_allclose(mixed, (P + [0, 0, 0.2, 0.1]) / 1.3)
