@@ -10,6 +10,7 @@ thread, where batching can only remove the overhead's share, so its row asks onl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,29 +25,30 @@ DEFAULT = DDPMParams(train_steps=STEPS)
 SMALL = DDPMParams(train_steps=STEPS, hidden=64, depth=2, batch_size=128)
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    """Best wall time of fn() over a few repeats (the least disturbed by other processes)."""
-    times = []
+def best_times(fns: dict[str, Callable[[], object]], repeats: int = 4) -> dict[str, float]:
+    """Best wall time of each fn over a few rounds, interleaved so load changes hit all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
 
 
 def data(replicates: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((replicates, N, 2))
 
 
-def family_seconds(p: DDPMParams, replicates: int) -> float:
-    """Wall time of one from-scratch fit of `replicates` replicates (STEPS steps)."""
+def family_fit(p: DDPMParams, replicates: int) -> Callable[[], object]:
+    """One from-scratch fit of `replicates` replicates (STEPS steps)."""
     model = DDPM(p, dim=2, replicates=replicates, streams=Streams(0))
     x = data(replicates)
-    return best_of(lambda: model.fit(x, None, 0, False))
+    return lambda: model.fit(x, None, 0, False)
 
 
-def plain_seconds(p: DDPMParams) -> float:
-    """Wall time of STEPS steps of a textbook nn.Linear DDPM loop with the same recipe."""
+def plain_fit(p: DDPMParams) -> Callable[[], None]:
+    """STEPS steps of a textbook nn.Linear DDPM loop with the same recipe."""
     sizes = [2 + p.time_dim] + [p.hidden] * p.depth + [2]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -75,11 +77,12 @@ def plain_seconds(p: DDPMParams) -> float:
                 for e, q in zip(ema, net.parameters(), strict=True):
                     e.lerp_(q, 1 - decay)
 
-    return best_of(train)
+    return train
 
 
 def speedup_row(p: DDPMParams, label: str, target: str) -> dict:
-    one, batched = family_seconds(p, 1), family_seconds(p, REPLICATES)
+    t = best_times({"one": family_fit(p, 1), "batched": family_fit(p, REPLICATES)})
+    one, batched = t["one"], t["batched"]
     return {
         "name": f"ddpm per-replicate speed-up, {REPLICATES} batched vs one at a time ({label})",
         "value": REPLICATES * STEPS / batched,
@@ -92,7 +95,8 @@ def speedup_row(p: DDPMParams, label: str, target: str) -> dict:
 
 def run() -> list[dict]:
     torch.set_num_threads(1)
-    plain, one = plain_seconds(DEFAULT), family_seconds(DEFAULT, 1)
+    t = best_times({"plain": plain_fit(DEFAULT), "one": family_fit(DEFAULT, 1)})
+    plain, one = t["plain"], t["one"]
     return [
         {
             "name": "ddpm train steps/s, replicates=1, default network (vs plain nn.Linear loop)",

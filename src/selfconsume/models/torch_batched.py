@@ -112,6 +112,13 @@ def clip_per_replicate(params: list[Tensor], max_norm: float) -> None:
         p.grad.mul_(factor.view(-1, *([1] * (p.dim() - 1))))
 
 
+def sample_indices(u: Tensor, cdf: Tensor | None, n: int) -> Tensor:
+    """Indices drawn by inverse CDF of the weights (R, B); uniform weights reduce to floor(u n)."""
+    if cdf is None:
+        return (u.double() * n).long()
+    return torch.searchsorted(cdf, u.double() * cdf[:, -1:], right=True)
+
+
 def weighted_stats(x: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Per-replicate weighted mean and standard deviation per dimension, shapes (R, 1, d)."""
     w = np.ones(x.shape[:2]) if weights is None else weights
@@ -182,12 +189,7 @@ class BatchedNet:
         if refit_scaling and p.normalize:
             self.shift, self.scale = weighted_stats(x, weights)
         data = self.normalise(x)
-        w = (
-            torch.ones(x.shape[:2], dtype=torch.float64)
-            if weights is None
-            else torch.as_tensor(weights, dtype=torch.float64)
-        )
-        cdf = w.cumsum(dim=1)
+        cdf = None if weights is None else torch.as_tensor(weights, dtype=torch.float64).cumsum(1)
         last = data.shape[1] - 1
         gens = replicate_generators(
             self.streams, f"{self.purpose}/train", generation, self.replicates
@@ -198,8 +200,7 @@ class BatchedNet:
         for step, (u, z) in enumerate(
             draws(gens, p.train_steps, (p.batch_size, 2), (p.batch_size, self.dim))
         ):
-            idx = torch.searchsorted(cdf, u[..., 0].double() * cdf[:, -1:], right=True)
-            idx = idx.clamp_(max=last)
+            idx = sample_indices(u[..., 0], cdf, last + 1).clamp_(max=last)
             batch = data.gather(1, idx[..., None].expand(-1, -1, self.dim))
             loss = loss_fn(net, batch, u[..., 1], z).mean(dim=1)
             self.opt.zero_grad(set_to_none=True)
