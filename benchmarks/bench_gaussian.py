@@ -34,9 +34,10 @@ def raw_normal_rate() -> tuple[float, str]:
     buf = np.empty(size)
     tbuf = torch.empty(size, dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)
+    sfc, pcg = np.random.Generator(np.random.SFC64(0)), np.random.default_rng(0)
     candidates = {
-        "numpy SFC64": lambda g=np.random.Generator(np.random.SFC64(0)): g.standard_normal(out=buf),
-        "numpy PCG64": lambda g=np.random.default_rng(0): g.standard_normal(out=buf),
+        "numpy SFC64": lambda: sfc.standard_normal(out=buf),
+        "numpy PCG64": lambda: pcg.standard_normal(out=buf),
         "torch normal_": lambda: tbuf.normal_(generator=gen),
     }
     rates = {name: size / best_of(fn) for name, fn in candidates.items()}

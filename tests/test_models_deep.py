@@ -314,3 +314,21 @@ def test_flow_density_integrates_to_one(gaussian_flow):
     fine_i = integral(finer.log_prob(pts[None])[0])
     quadrature = abs(integral(multivariate_normal(mean, cov).logpdf(pts)) - 1.0)
     assert abs(coarse_i - 1.0) < 2 * (4 / 3) * abs(coarse_i - fine_i) + quadrature
+
+
+@pytest.mark.parametrize("name", TORCH)
+def test_finetune_steps_apply_to_warm_fits_only(data, name):
+    """A warm fit runs finetune_steps; a cold fit runs train_steps whatever finetune_steps says."""
+    x = data["train"][:, :300]
+    tuned, plain = build(name, train_steps=25, finetune_steps=7), build(name, train_steps=25)
+    tuned.fit(x, None, 0, False)
+    plain.fit(x, None, 0, False)
+    for a, b in zip(tuned.state_dict()["params"], plain.state_dict()["params"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    short = build(name, train_steps=7)
+    short.load_state_dict(plain.state_dict())
+    tuned.fit(x, None, 1, True)
+    short.fit(x, None, 1, True)
+    for a, b in zip(tuned.state_dict()["params"], short.state_dict()["params"], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert tuned.state_dict()["ema_count"] == 25 + 7

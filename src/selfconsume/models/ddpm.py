@@ -56,7 +56,7 @@ def betas(schedule: str, n_steps: int) -> np.ndarray:
 @MODELS.register("ddpm", DDPMParams)
 class DDPM(TorchFamily):
     """Denoising diffusion with an MLP; params: hidden, depth, time_dim, n_steps, schedule,
-    train_steps, batch_size, lr, ema_decay, grad_clip, sampler (ancestral | ddim), ddim_steps,
+    train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, sampler (ancestral | ddim), ddim_steps,
     normalize."""
 
     purpose = "ddpm"

@@ -39,6 +39,8 @@ class NetParams(Params):
     depth: int = Field(default=3, ge=1)
     time_dim: int = Field(default=16, ge=2, multiple_of=2)
     train_steps: int = Field(default=2000, ge=1)
+    finetune_steps: int | None = Field(default=None, ge=1)
+    """Adam steps of a warm-started generation (fine-tuning); None means train_steps."""
     batch_size: int = Field(default=256, ge=1)
     lr: float = Field(default=1e-3, gt=0)
     ema_decay: float = Field(default=0.999, ge=0, lt=1)
@@ -178,15 +180,17 @@ class BatchedNet:
         weights: np.ndarray | None,
         generation: int,
         loss_fn: LossFn,
-        refit_scaling: bool,
+        warm: bool,
     ) -> dict[str, np.ndarray]:
-        """Run `train_steps` Adam steps on all replicates; return the final loss per replicate.
+        """Run Adam steps on all replicates (`finetune_steps` when warm, else `train_steps`; a warm
+        fit keeps the data scaling); return the final loss per replicate.
 
         Minibatch indices are drawn with probability proportional to `weights` (an unbiased
         estimate of the weighted loss that wastes no batch slot on zero weights). The final loss
         is the mean over the last tenth of the steps; a diverged replicate reports NaN or inf."""
         p = self.p
-        if refit_scaling and p.normalize:
+        steps = p.finetune_steps if warm and p.finetune_steps else p.train_steps
+        if not warm and p.normalize:
             self.shift, self.scale = weighted_stats(x, weights)
         data = self.normalise(x)
         cdf = None if weights is None else torch.as_tensor(weights, dtype=torch.float64).cumsum(1)
@@ -195,10 +199,10 @@ class BatchedNet:
             self.streams, f"{self.purpose}/train", generation, self.replicates
         )
         net = self.net(ema=False)
-        tail = max(1, p.train_steps // 10)
+        tail = max(1, steps // 10)
         losses = []
         for step, (u, z) in enumerate(
-            draws(gens, p.train_steps, (p.batch_size, 2), (p.batch_size, self.dim))
+            draws(gens, steps, (p.batch_size, 2), (p.batch_size, self.dim))
         ):
             idx = sample_indices(u[..., 0], cdf, last + 1).clamp_(max=last)
             batch = data.gather(1, idx[..., None].expand(-1, -1, self.dim))
@@ -209,7 +213,7 @@ class BatchedNet:
                 clip_per_replicate(self.params, p.grad_clip)
             self.opt.step()
             self._update_ema()
-            if step >= p.train_steps - tail:
+            if step >= steps - tail:
                 losses.append(loss.detach())
         return {"loss": torch.stack(losses).mean(dim=0).double().numpy()}
 
@@ -254,7 +258,7 @@ class TorchFamily:
         """Train on x; warm continues parameters, Adam and EMA state and keeps the data scaling."""
         if not warm:
             self.net.reset(generation)
-        return self.net.train(x, weights, generation, self.loss, refit_scaling=not warm)
+        return self.net.train(x, weights, generation, self.loss, warm)
 
     def state_dict(self) -> dict[str, Any]:
         return self.net.state_dict()

@@ -35,13 +35,14 @@ def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = Non
     ax.fill_between(gens, lo, hi, alpha=0.25, color=line.get_color())
 
 
-@figure_maker
-def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
-    """One panel per metric: mean over replicates with its 95% interval, one line per run."""
-    names = sorted(m for m in exp.metric_names if not m.startswith("train_"))[:MAX_PANELS]
-    if not names:
-        return []
-    cols = min(3, len(names))
+def is_mass(name: str) -> bool:
+    """mass_0, mass_1, ...: the mass per state or mode, drawn in a figure of their own."""
+    return name.startswith("mass_") and name[5:].isdigit()
+
+
+def curves_figure(exp: Experiment, names: list[str], path: Path) -> None:
+    """Save one panel per metric, one line per run with its 95% interval."""
+    cols = min(3 if len(names) <= 9 else 4, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, names, strict=False):
@@ -54,12 +55,28 @@ def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 4), 1, 1))
-    path = out / f"{exp.name}-metrics.png"
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [
-        Figure(
-            path, f"{exp.name}: metrics by generation", "Mean over replicates, 95% interval shaded."
-        )
+
+
+@figure_maker
+def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
+    """Every stored metric against the generation: mean over replicates with its 95% interval."""
+    names = sorted(m for m in exp.metric_names if not m.startswith("train_"))
+    groups = [
+        ("metrics", [m for m in names if not is_mass(m)][:MAX_PANELS], "Metrics by generation"),
+        (
+            "mass",
+            sorted((m for m in names if is_mass(m)), key=lambda m: int(m[5:])),
+            "Mass per mode or state",
+        ),
     ]
+    figures = []
+    for suffix, group, title in groups:
+        if group:
+            path = out / f"{exp.name}-{suffix}.png"
+            curves_figure(exp, group, path)
+            caption = "Mean over replicates, 95% interval shaded; one line per run."
+            figures.append(Figure(path, f"{exp.name}: {title.lower()}", caption))
+    return figures

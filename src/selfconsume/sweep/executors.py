@@ -50,6 +50,7 @@ def run_local(
 ) -> list[RunOutcome]:
     """Run configs in this process (workers=1) or in a pool of worker processes."""
     if workers <= 1 or len(cfgs) == 1:
+        single_thread()
         store = Store(store_path)
         try:
             outcomes = []
