@@ -28,8 +28,9 @@ class Plan:
 
 
 def check_config(cfg: Config) -> None:
-    """Checks that span several keys: kinds exist, params validate, population support, k = inf."""
-    DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params")
+    """Checks that span several keys: kinds exist, params validate, the data source can be built
+    (files are read and checked), population support, k = inf."""
+    DATA.get(cfg.data.kind).obj(DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params"))
     MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
     for name in cfg.metrics:
         if name not in {e.kind for e in METRICS.kinds()}:
