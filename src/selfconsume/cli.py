@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from selfconsume.errors import ConfigError
@@ -29,6 +30,12 @@ class ExecutorKind(StrEnum):
 class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
+
+
+def wide_console() -> Console:
+    """A console at least 160 columns wide, so tables stay readable when piped."""
+    console = Console()
+    return console if console.width >= 160 else Console(width=160)
 
 
 def _bad_input(message: str) -> typer.Exit:
@@ -79,7 +86,7 @@ def presets(
     """List the presets shipped with selfconsume (or, with --kinds, every kind)."""
     from selfconsume.config import preset_names, read_raw
 
-    console = Console()
+    console = wide_console()
     if kinds:
         from selfconsume.data.base import DATA
         from selfconsume.metrics.base import METRICS
@@ -91,7 +98,7 @@ def presets(
         for registry in (DATA, MODELS, REWARDS, METRICS):
             for e in registry.kinds():
                 fields = ", ".join(e.params.model_fields)
-                table.add_row(registry.role, e.kind, fields, e.doc)
+                table.add_row(registry.role, e.kind, fields, escape(e.doc))
         console.print(table)
         return
     table = Table("preset", "description")
@@ -119,7 +126,7 @@ def runs(store: StoreOpt = DEFAULT_STORE) -> None:
             r.created_at,
             r.error or "",
         )
-    Console().print(table)
+    wide_console().print(table)
 
 
 @app.command()

@@ -36,8 +36,8 @@ class Registry(Generic[T]):
 
     def register(self, kind: str, params: type[Params] = Params) -> Callable[[T], T]:
         def wrap(obj: T) -> T:
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-            self._entries[kind] = Entry(kind, obj, params, doc[0] if doc else "")
+            doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
+            self._entries[kind] = Entry(kind, obj, params, " ".join(doc.split()))
             return obj
 
         return wrap
