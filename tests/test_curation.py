@@ -274,3 +274,6 @@ def test_presets_load():
     for cfg in load("curated-discrete", overrides=["model.population=true", "sweep=null"]):
         assert cfg.curation.kind == "bradley_terry"
     assert len(load("curated-discrete")) == 4
+    toy = load("curated-toy", quick=True)
+    assert [c.scheme.kind for c in toy] == ["replace", "mix"] and toy[1].scheme.lam == 0.5
+    assert toy[0].curation.k == 4 and toy[0].model.kind == "ddpm"
