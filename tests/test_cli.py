@@ -123,3 +123,27 @@ def test_missing_preset_and_file(store_path, tmp_path):
         assert result.exit_code == 2
         assert source in result.output
     assert not store_path.exists()
+
+
+def test_set_on_a_swept_key_pins_it(config_file):
+    from selfconsume.config import load
+
+    cfgs = load(str(config_file), ["scheme.lam=2.0"])
+    assert [c.scheme.lam for c in cfgs] == [2.0]
+    assert len(load(str(config_file))) == 2
+
+
+def test_population_mode_rejects_curation_it_cannot_compute(config_file, store_path):
+    reward = "{kind: linear, params: {coef: [1.0]}}"
+    result = invoke(
+        "run",
+        str(config_file),
+        "--store",
+        str(store_path),
+        "--set",
+        "model.population=true",
+        "--set",
+        f"curation={{kind: bradley_terry, k: 2, reward: {reward}}}",
+    )
+    assert result.exit_code == 2 and "curation" in result.output
+    assert not store_path.exists()

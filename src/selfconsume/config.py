@@ -182,6 +182,8 @@ def load(
     for item in overrides:
         key, value = parse_override(item)
         set_path(raw, key, value)
+        if key in (raw.get("sweep") or {}):  # --set on a swept key pins it
+            raw["sweep"] = {k: v for k, v in raw["sweep"].items() if k != key} or None
     base = validate(raw, label)
     return [validate(r, label) for r in expand_sweep(raw, base.sweep)]
 

@@ -14,6 +14,7 @@ DEMO_PRESETS = (
     "warmup-gaussian-mixed",
     "eight-gaussians-collapse",
     "stability-lambda",
+    "stability-lambda-flow",
     "curated-discrete",
     "curated-toy",
 )

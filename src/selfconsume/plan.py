@@ -45,11 +45,17 @@ def check_config(cfg: Config) -> None:
         if math.isinf(cfg.curation.k) and not cfg.model.population:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
     if cfg.model.population:
-        schemes = getattr(MODELS.get(cfg.model.kind).obj, "population_schemes", frozenset())
+        family = MODELS.get(cfg.model.kind).obj
+        schemes = getattr(family, "population_schemes", frozenset())
         if cfg.scheme.kind not in schemes:
             raise ConfigError(
                 f"model.population: family {cfg.model.kind!r} has no exact update for scheme "
                 f"{cfg.scheme.kind!r} (supported: {', '.join(sorted(schemes)) or 'none'})"
+            )
+        if cfg.curation is not None and not getattr(family, "population_curation", False):
+            raise ConfigError(
+                f"curation: family {cfg.model.kind!r} has no exact curated update (drop curation "
+                "or model.population)"
             )
 
 

@@ -50,6 +50,8 @@ class HasPopulation(Protocol):
     """Families with an exact infinite-sample update (`model.population: true`)."""
 
     population_schemes: frozenset[str]
+    population_curation: bool
+    """Whether the exact update also covers curation (else curation is rejected in population mode)."""
 
     def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
         """Replace p_t by the exact maximiser of E_real[log p] + lam * E_{p_t (curated)}[log p].

@@ -37,6 +37,7 @@ class DiscreteModel:
     """Categorical p_r over states; params: states (default: largest state seen at fit + 1)."""
 
     population_schemes = frozenset({"replace", "mix"})
+    population_curation = True
 
     def __init__(
         self, params: DiscreteModelParams, dim: int, replicates: int, streams: Streams

@@ -50,6 +50,7 @@ class GaussianModel:
     """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle."""
 
     population_schemes = frozenset({"replace", "mix"})
+    population_curation = False
 
     def __init__(
         self, params: GaussianModelParams, dim: int, replicates: int, streams: Streams
