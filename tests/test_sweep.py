@@ -75,3 +75,37 @@ def test_diverging_run_is_recorded_and_siblings_finish(config_file, store_path):
         assert record.status == "failed" and "non-finite" in record.error
         assert record.generations_done == 2
     assert sum(r.status == "done" and r.generations_done == 6 for r in store.runs()) == 4
+
+
+def test_cli_on_an_existing_dask_scheduler(config_file, tmp_path):
+    from dask.distributed import LocalCluster
+    from typer.testing import CliRunner
+
+    from selfconsume.cli import app
+
+    store = tmp_path / "remote.sqlite"
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        result = CliRunner().invoke(
+            app,
+            [
+                "run",
+                str(config_file),
+                "--store",
+                str(store),
+                "--executor",
+                "dask",
+                "--scheduler",
+                cluster.scheduler_address,
+                "--set",
+                "sweep.seed=[1]",
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    reference = tmp_path / "ref.sqlite"
+    run_experiment(config_file, ["sweep.seed=[1]"], store=reference)
+    ours, ref = stds(store), stds(reference)
+    assert len(ours) == 3 and ours.keys() == ref.keys()
+    for run_id, values in ref.items():
+        np.testing.assert_array_equal(ours[run_id], values)
