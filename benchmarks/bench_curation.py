@@ -3,24 +3,13 @@ plain vectorised softmax-and-choose (inverse CDF on the cumulative weights) writ
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from timing import best_times
 
 from selfconsume.config import CurationConfig
 from selfconsume.loop.curation import choose_bradley_terry, curate
 
 REPLICATES, KEPT, K, DIM, BETA = 4, 62_500, 4, 2, 1.0  # 4 * 62,500 * 4 = 10^6 candidates
-
-
-def best_of(fn, repeats: int = 7) -> float:
-    """Best wall time of fn() over a few repeats (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def softmax_choose(rewards: np.ndarray, beta: float, rng: np.random.Generator) -> np.ndarray:
@@ -60,7 +49,8 @@ def run() -> list[dict]:
             lambda: softmax_choose(rewards, BETA, rng),
         ),
     ):
-        value, reference = kept / best_of(fn), kept / best_of(base)
+        times = best_times({"ours": fn, "base": base}, repeats=7)
+        value, reference = kept / times["ours"], kept / times["base"]
         rows.append(
             {
                 "name": name,

@@ -9,11 +9,11 @@ thread, where batching can only remove the overhead's share, so its row asks onl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import best_times
 from torch import nn
 
 from selfconsume.models.ddpm import DDPM, DDPMParams, betas
@@ -23,17 +23,6 @@ from selfconsume.seeding import Streams
 STEPS, N, REPLICATES = 300, 2000, 8
 DEFAULT = DDPMParams(train_steps=STEPS)
 SMALL = DDPMParams(train_steps=STEPS, hidden=64, depth=2, batch_size=128)
-
-
-def best_times(fns: dict[str, Callable[[], object]], repeats: int = 4) -> dict[str, float]:
-    """Best wall time of each fn over a few rounds, interleaved so load changes hit all alike."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(t) for name, t in times.items()}
 
 
 def data(replicates: int) -> np.ndarray:

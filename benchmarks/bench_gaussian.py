@@ -1,13 +1,14 @@
-"""The vectorised Gaussian loop against the raw normal rate and a plain per-chain Python loop."""
+"""The vectorised Gaussian loop against the raw normal rate and plain per-chain Python loops."""
 
 from __future__ import annotations
 
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import best_times
 
 from selfconsume.config import validate
 from selfconsume.loop.run import run_config
@@ -16,49 +17,31 @@ from selfconsume.seeding import Streams
 from selfconsume.store.sqlite import Store
 
 REPLICATES, N, GENERATIONS = 10_000, 100, 30
+CHAINS, CHAIN_GENERATIONS = 300, 5
 
 
-def best_of(fn, repeats: int = 5) -> float:
-    """Best wall time of fn() over a few repeats (the least disturbed by other processes)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def raw_normal_rate() -> tuple[float, str]:
-    """Float64 standard normals per second filling a preallocated buffer, best generator here."""
+def raw_normals() -> dict[str, Callable[[], object]]:
+    """Fill a preallocated buffer of R * n float64 standard normals, with each generator here."""
     size = REPLICATES * N
-    buf = np.empty(size)
-    tbuf = torch.empty(size, dtype=torch.float64)
+    buf, tbuf = np.empty(size), torch.empty(size, dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)
     sfc, pcg = np.random.Generator(np.random.SFC64(0)), np.random.default_rng(0)
-    candidates = {
+    return {
         "numpy SFC64": lambda: sfc.standard_normal(out=buf),
         "numpy PCG64": lambda: pcg.standard_normal(out=buf),
         "torch normal_": lambda: tbuf.normal_(generator=gen),
     }
-    rates = {name: size / best_of(fn) for name, fn in candidates.items()}
-    best = max(rates, key=rates.get)
-    return rates[best], best
 
 
-def generation_step_rate() -> float:
-    """Samples per second of the loop's generation step: sample p_t, refit (all replicates)."""
+def generation_step() -> Callable[[], None]:
+    """The loop's generation step on all replicates at once: sample p_t, refit."""
     model = GaussianModel(GaussianModelParams(), 1, REPLICATES, Streams(0))
-    streams = Streams(0)
-
-    def step(t: int = 1) -> None:
-        x = model.sample(N, streams.numpy("synthetic", t), t)
-        model.fit(x, None, t, False)
-
-    return REPLICATES * N / best_of(step, 10)
+    rng = Streams(0).numpy("synthetic", 1)
+    return lambda: model.fit(model.sample(N, rng, 1), None, 1, False)
 
 
-def run_loop_rate() -> float:
-    """Samples per second of the full run loop (metrics and per-generation store commits)."""
+def run_loop() -> None:
+    """The full run loop: GENERATIONS + 1 generations with metrics and store commits."""
     raw = {
         "name": "bench",
         "replicates": REPLICATES,
@@ -67,93 +50,62 @@ def run_loop_rate() -> float:
         "model": {"kind": "gaussian"},
         "metrics": ["gaussian_params", "w2"],
     }
-
-    def once() -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            run_config(validate(raw), Store(Path(tmp) / "s.sqlite"))
-
-    return REPLICATES * N * (GENERATIONS + 1) / best_of(once, 3)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_config(validate(raw), Store(Path(tmp) / "s.sqlite"))
 
 
-def per_chain_family_rate(chains: int = 300) -> float:
-    """Samples per second of the same generation step run one chain at a time (replicates=1)."""
+def per_chain_family() -> None:
+    """The same generation step, one chain at a time (replicates=1), CHAIN_GENERATIONS each."""
     streams = Streams(0)
-    models = [GaussianModel(GaussianModelParams(), 1, 1, streams) for _ in range(chains)]
-
-    def loop() -> None:
-        for model in models:
-            for t in range(5):
-                model.fit(model.sample(N, streams.numpy("synthetic", t), t), None, t, False)
-
-    return chains * 5 * N / best_of(loop, 3)
+    for _ in range(CHAINS):
+        model = GaussianModel(GaussianModelParams(), 1, 1, streams)
+        for t in range(CHAIN_GENERATIONS):
+            model.fit(model.sample(N, streams.numpy("synthetic", t), t), None, t, False)
 
 
-def per_chain_loop_rate(chains: int = 1000) -> float:
-    """Samples per second of the leanest plain loop: one chain at a time, numpy per chain."""
+def per_chain_numpy() -> None:
+    """The leanest plain loop: one chain at a time, numpy for its n samples."""
     rng = np.random.default_rng(0)
-
-    def loop() -> None:
-        for _ in range(chains):
-            mu, sigma = 0.0, 1.0
-            for _ in range(5):
-                x = rng.normal(mu, sigma, N)
-                mu, sigma = x.mean(), x.std(ddof=1)
-
-    return chains * 5 * N / best_of(loop, 3)
+    for _ in range(CHAINS):
+        mu, sigma = 0.0, 1.0
+        for _ in range(CHAIN_GENERATIONS):
+            x = rng.normal(mu, sigma, N)
+            mu, sigma = x.mean(), x.std(ddof=1)
 
 
 def run() -> list[dict]:
-    raw, raw_name = raw_normal_rate()
-    step, loop = generation_step_rate(), run_loop_rate()
-    plain, family = per_chain_loop_rate(), per_chain_family_rate()
-    unit = "samples/s"
+    raw = raw_normals()
+    fns = {**raw, "step": generation_step(), "loop": run_loop}
+    fns |= {"family": per_chain_family, "numpy": per_chain_numpy}
+    t = best_times(fns, repeats=4)
+    size = REPLICATES * N
+    chain_samples = CHAINS * CHAIN_GENERATIONS * N
+    best_raw = min(raw, key=t.get)
+    rate = {
+        "raw": size / t[best_raw],
+        "step": size / t["step"],
+        "loop": size * (GENERATIONS + 1) / t["loop"],
+        "family": chain_samples / t["family"],
+        "numpy": chain_samples / t["numpy"],
+    }
+
+    def row(name: str, ours: str, base: str, target: str) -> dict:
+        return {
+            "name": name,
+            "value": rate[ours],
+            "baseline": rate[base],
+            "ratio": rate[ours] / rate[base],
+            "target": target,
+            "unit": "samples/s",
+        }
+
     return [
-        {
-            "name": f"raw normal rate ({raw_name})",
-            "value": raw,
-            "baseline": raw,
-            "ratio": 1.0,
-            "target": "",
-            "unit": unit,
-        },
-        {
-            "name": "gaussian generation step / raw rate",
-            "value": step,
-            "baseline": raw,
-            "ratio": step / raw,
-            "target": ">= 0.5",
-            "unit": unit,
-        },
-        {
-            "name": "gaussian run loop (store, metrics) / raw rate",
-            "value": loop,
-            "baseline": raw,
-            "ratio": loop / raw,
-            "target": ">= 0.5",
-            "unit": unit,
-        },
-        {
-            "name": "gaussian generation step / same step one chain at a time",
-            "value": step,
-            "baseline": family,
-            "ratio": step / family,
-            "target": ">= 30",
-            "unit": unit,
-        },
-        {
-            "name": "gaussian run loop / leanest per-chain numpy loop",
-            "value": loop,
-            "baseline": plain,
-            "ratio": loop / plain,
-            "target": ">= 30",
-            "unit": unit,
-        },
-        {
-            "name": "raw normal rate / leanest per-chain numpy loop (ceiling of the row above)",
-            "value": raw,
-            "baseline": plain,
-            "ratio": raw / plain,
-            "target": "",
-            "unit": unit,
-        },
+        row(f"raw normal rate ({best_raw}), R=1e4, n=100", "raw", "raw", ""),
+        row("gaussian generation step / raw rate", "step", "raw", ">= 0.5"),
+        row("gaussian run loop (metrics, store) / raw rate", "loop", "raw", ">= 0.5"),
+        row("generation step / same step one chain at a time", "step", "family", ">= 30"),
+        row("run loop / leanest per-chain numpy loop", "loop", "numpy", ">= 30"),
+        row(
+            "raw rate / leanest per-chain numpy loop (ceiling of the row above)", "raw", "numpy", ""
+        ),
     ]

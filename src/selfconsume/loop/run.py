@@ -154,8 +154,8 @@ def _metrics(plan: Plan, real: np.ndarray, test: np.ndarray, t: int) -> dict[str
 
 
 def _snapshot(plan: Plan, t: int) -> np.ndarray | None:
-    """A few replicates' samples of p_t, kept for scatter figures (low-dimensional data only)."""
-    if plan.source.dim > 2 or plan.cfg.model.population:
+    """A few replicates' samples of p_t, kept for the scatter figures of 2-D data."""
+    if plan.source.dim != 2 or plan.cfg.model.population:
         return None
     reps = min(SNAPSHOT_REPLICATES, plan.cfg.replicates)
     n = min(SNAPSHOT_POINTS, plan.cfg.data.n_test)
