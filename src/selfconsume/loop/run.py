@@ -28,7 +28,7 @@ SNAPSHOT_POINTS = 2000
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    status: str  # done | failed
+    status: str  # done | failed | bad_input
     error: str | None = None
 
 

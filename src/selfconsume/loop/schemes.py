@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,7 +30,6 @@ class SchemeState:
 
     pool: np.ndarray | None = None
     pool_weights: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _concat(parts: list[np.ndarray | None]) -> np.ndarray:

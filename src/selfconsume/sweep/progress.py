@@ -59,7 +59,7 @@ class SweepProgress:
             finished += status in ("done", "failed")
             if self.live:
                 self._update_bar(run_id, cfg, done, total, status)
-            elif self._logged.get(run_id) != done or status in ("done", "failed"):
+            else:
                 self._log(run_id, cfg, done, total, status)
         self.progress.update(self._runs, completed=finished)
 
@@ -72,6 +72,7 @@ class SweepProgress:
                 self.progress.remove_task(self._bars.pop(run_id))
 
     def _log(self, run_id: str, cfg: Config, done: int, total: int, status: str) -> None:
+        """One line when a run ends, and at each quarter of its generations."""
         key = -1 if status in ("done", "failed") else done
         if self._logged.get(run_id) == key:
             return
