@@ -118,3 +118,14 @@ def test_multivariate_collapse_log_det(store_path):
     step = sum(digamma((n - i) / 2) + np.log(2) - np.log(n - 1) for i in range(1, d + 1))
     for t in (0, 6):
         assert z_score(logdet[t], (t + 1) * step) < Z
+
+
+def test_fresh_real_data_each_generation_never_collapses(store_path):
+    # with lam = 0 the fresh scheme fits a new real sample every generation: E[sigma_t] = alpha(n) sigma
+    n = 5
+    store, (rid,) = run_raw(warmup(n, "unbiased", 6, kind="fresh", lam=0.0), store_path)
+    std = metric(store, rid, "std")
+    e_sigma = theory.expected_sigma(0, n, 2.0)
+    for t in (1, 6):
+        assert exact_z(std[t], e_sigma, 4.0 - e_sigma**2) < Z
+    assert not np.array_equal(std[1], std[6])  # a new real set each generation
