@@ -31,6 +31,14 @@ def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
+def run_with(config_file, store_path, *sets: str):
+    """`selfconsume run CONFIG --store STORE --set ...`."""
+    args = ["run", str(config_file), "--store", str(store_path)]
+    for item in sets:
+        args += ["--set", item]
+    return invoke(*args)
+
+
 @pytest.fixture
 def config_file(tmp_path):
     path = tmp_path / "exp.yaml"
@@ -39,12 +47,12 @@ def config_file(tmp_path):
 
 
 def test_run_twice_does_the_work_once(config_file, store_path):
-    first = invoke("run", str(config_file), "--store", str(store_path))
+    first = run_with(config_file, store_path)
     assert first.exit_code == 0, first.output
     db = sqlite3.connect(store_path)
     stamp = db.execute("SELECT run_id, finished_at FROM runs ORDER BY run_id").fetchall()
     assert len(stamp) == 2
-    again = invoke("run", str(config_file), "--store", str(store_path))
+    again = run_with(config_file, store_path)
     assert again.exit_code == 0
     assert db.execute("SELECT run_id, finished_at FROM runs ORDER BY run_id").fetchall() == stamp
 
@@ -52,7 +60,7 @@ def test_run_twice_does_the_work_once(config_file, store_path):
 def test_export_long_format(config_file, store_path, capsys):
     from selfconsume.store.export import export_long
 
-    assert invoke("run", str(config_file), "--store", str(store_path)).exit_code == 0
+    assert run_with(config_file, store_path).exit_code == 0
     buf = io.StringIO()
     export_long(store_path, "csv", buf)
     frame = pd.read_csv(io.StringIO(buf.getvalue()))
@@ -69,14 +77,10 @@ def test_export_long_format(config_file, store_path, capsys):
 
 
 def test_set_override_and_report(config_file, store_path, tmp_path):
-    result = invoke(
-        "run",
-        str(config_file),
-        "--store",
-        str(store_path),
-        "--set",
+    result = run_with(
+        config_file,
+        store_path,
         "generations=2",
-        "--set",
         "sweep.scheme.lam=[0.5]",
     )
     assert result.exit_code == 0, result.output
@@ -110,7 +114,7 @@ def test_presets_listed():
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(config_file, store_path, override, needle):
-    result = invoke("run", str(config_file), "--store", str(store_path), "--set", override)
+    result = run_with(config_file, store_path, override)
     assert result.exit_code == 2
     lines = [line for line in result.output.strip().splitlines() if line]
     assert len(lines) == 1 and needle in lines[0], result.output
@@ -135,14 +139,10 @@ def test_set_on_a_swept_key_pins_it(config_file):
 
 def test_population_mode_rejects_curation_it_cannot_compute(config_file, store_path):
     reward = "{kind: linear, params: {coef: [1.0]}}"
-    result = invoke(
-        "run",
-        str(config_file),
-        "--store",
-        str(store_path),
-        "--set",
+    result = run_with(
+        config_file,
+        store_path,
         "model.population=true",
-        "--set",
         f"curation={{kind: bradley_terry, k: 2, reward: {reward}}}",
     )
     assert result.exit_code == 2 and "curation" in result.output

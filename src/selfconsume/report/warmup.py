@@ -36,14 +36,21 @@ def _setting(run: RunData) -> tuple[int, float, str]:
     )
 
 
-def _scheme_is(run: RunData, kind: str) -> bool:
-    return run.config["scheme"]["kind"] == kind and run.config["scheme"]["n_synthetic"] is None
+def _warmup_runs(exp: Experiment, scheme: str) -> list[RunData]:
+    """The experiment's 1-D Gaussian warm-up runs under `scheme` with its default batch size."""
+    return [
+        r
+        for r in exp.runs
+        if _is_warmup(r)
+        and r.config["scheme"]["kind"] == scheme
+        and r.config["scheme"]["n_synthetic"] is None
+    ]
 
 
 @figure_maker
 def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
     """Mean and median sigma_t over replicates (log scale) and mean W2^2, closed forms overlaid."""
-    runs = [r for r in exp.runs if _is_warmup(r) and _scheme_is(r, "replace")]
+    runs = _warmup_runs(exp, "replace")
     if not runs:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -79,7 +86,7 @@ def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
 @figure_maker
 def mixed_variance(exp: Experiment, out: Path) -> list[Figure]:
     """Mix scheme: mean sigma_t^2 against its exact recursion, and sigma_t against fully synthetic."""
-    runs = [r for r in exp.runs if _is_warmup(r) and _scheme_is(r, "mix")]
+    runs = _warmup_runs(exp, "mix")
     if not runs:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
