@@ -111,6 +111,7 @@ def test_presets_listed():
         ("model.params.estimator=median", "model.params.estimator"),
         ("data.params.bogus=1", "data.params.bogus"),
         ("metrics=[nope]", "metrics"),
+        ("metrics=[reward]", "metrics"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(config_file, store_path, override, needle):

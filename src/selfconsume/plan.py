@@ -36,6 +36,8 @@ def check_config(cfg: Config) -> None:
         if name not in {e.kind for e in METRICS.kinds()}:
             known = ", ".join(e.kind for e in METRICS.kinds())
             raise ConfigError(f"metrics: unknown metric {name!r} (known: {known})")
+    if "reward" in cfg.metrics and cfg.curation is None:
+        raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
     if cfg.scheme.kind == "mix" and cfg.scheme.lam is None:
         raise ConfigError("scheme.lam: the mix scheme needs lam (any value >= 0)")
     if cfg.curation is not None:
