@@ -7,7 +7,7 @@ returning named arrays of shape (replicates,): one stored value per (replicate, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -32,7 +32,6 @@ class MetricContext:
     reward: Callable[[np.ndarray], np.ndarray] | None = None
     beta: float = 1.0
     population: bool = False
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def samples(self) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -26,13 +27,25 @@ def _is_warmup(run: RunData) -> bool:
     )
 
 
-def _setting(run: RunData) -> tuple[int, float, str]:
-    """(n_real, sigma of the truth, estimator) of a warm-up run."""
+class Series(NamedTuple):
+    """A warm-up run's setting (n_real, sigma of the truth, estimator) and its sigma_t (G, R)."""
+
+    n: int
+    sigma: float
+    estimator: str
+    std: np.ndarray
+    gens: np.ndarray
+
+
+def _series(run: RunData) -> Series:
     cfg = run.config
-    return (
+    std = run.metrics["std"]
+    return Series(
         cfg["data"]["n_real"],
         cfg["data"]["params"].get("std", 1.0),
         cfg["model"]["params"].get("estimator", "unbiased"),
+        std,
+        np.arange(std.shape[0]),
     )
 
 
@@ -55,9 +68,7 @@ def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
-        n, sigma, est = _setting(run)
-        std = run.metrics["std"]
-        gens = np.arange(std.shape[0])
+        n, sigma, est, std, gens = _series(run)
         (line,) = ax.plot(gens, std.mean(1), label=f"{run.label} (mean)")
         color = line.get_color()
         ax.plot(gens, np.median(std, 1), ls=":", color=color, label=f"{run.label} (median)")
@@ -91,9 +102,7 @@ def mixed_variance(exp: Experiment, out: Path) -> list[Figure]:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
-        n, sigma, est = _setting(run)
-        std = run.metrics["std"]
-        gens = np.arange(std.shape[0])
+        n, sigma, est, std, gens = _series(run)
         lam = run.config["scheme"]["lam"]
         (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
         expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
