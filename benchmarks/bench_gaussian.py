@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from timing import best_times
 
-from selfconsume.config import validate
 from selfconsume.loop.run import run_config
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
+from selfconsume.plan import resolve
 from selfconsume.seeding import Streams
 from selfconsume.store.sqlite import Store
 
@@ -51,7 +51,7 @@ def run_loop() -> None:
         "metrics": ["gaussian_params", "w2"],
     }
     with tempfile.TemporaryDirectory() as tmp:
-        run_config(validate(raw), Store(Path(tmp) / "s.sqlite"))
+        run_config(resolve(raw), Store(Path(tmp) / "s.sqlite"))
 
 
 def per_chain_family() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from selfconsume.config import expand_sweep, validate
+from selfconsume.config import expand_sweep
 from selfconsume.loop.run import run_config
+from selfconsume.plan import resolve
 from selfconsume.store.sqlite import Store
 
 
@@ -14,7 +15,7 @@ def run_raw(raw: dict, store_path) -> tuple[Store, list[str]]:
     store = Store(store_path)
     ids = []
     for one in expand_sweep(raw, raw.get("sweep")):
-        cfg = validate(one)
+        cfg = resolve(one)
         run_config(cfg, store)
         ids.append(cfg.run_id)
     return store, ids

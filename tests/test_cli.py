@@ -131,7 +131,7 @@ def test_missing_preset_and_file(store_path, tmp_path):
 
 
 def test_set_on_a_swept_key_pins_it(config_file):
-    from selfconsume.config import load
+    from selfconsume.plan import load
 
     cfgs = load(str(config_file), ["scheme.lam=2.0"])
     assert [c.scheme.lam for c in cfgs] == [2.0]

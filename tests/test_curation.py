@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from helpers import metric, run_raw
 
-from selfconsume.config import CurationConfig, load, validate
+from selfconsume.config import CurationConfig
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
 from selfconsume.loop.curation import choose_bradley_terry, curate
 from selfconsume.loop.run import run_config
 from selfconsume.metrics.curation import exact_reward_stats, sample_reward_stats
 from selfconsume.models.discrete import DiscreteModel, DiscreteModelParams
-from selfconsume.plan import build
+from selfconsume.plan import build, load, resolve
 from selfconsume.rewards.base import build_reward
 from selfconsume.seeding import Streams
 from selfconsume.store.sqlite import Store
@@ -44,10 +44,12 @@ class Mixture:
     """A stub 2-D source with modes on the unit circle (what rewards may look at)."""
 
     dim = 2
+    mode_std = 0.3
 
     def __init__(self, m: int = 4) -> None:
         angles = 2 * np.pi * np.arange(m) / m
         self.modes = 3 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        self.mode_weights = np.full(m, 1 / m)
 
     def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         k = rng.integers(len(self.modes), size=(replicates, n))
@@ -198,9 +200,9 @@ def test_k_inf_needs_population_mode():
     raw = copy.deepcopy(BASE)
     raw["curation"]["k"] = float("inf")
     with pytest.raises(ConfigError, match="curation.k"):
-        validate(raw)
+        resolve(raw)
     raw["model"]["population"] = True
-    assert np.isinf(validate(raw).curation.k)
+    assert np.isinf(resolve(raw).curation.k)
 
 
 @pytest.mark.parametrize(("target", "needle"), [("nan", "non-finite"), ("column", "shape")])
@@ -208,7 +210,7 @@ def test_bad_reward_values_fail_as_bad_input(store_path, user_module, target, ne
     raw = copy.deepcopy(BASE) | {"replicates": 2, "data": {**BASE["data"], "n_real": 10}}
     raw["curation"]["reward"] = {"kind": "callable", "params": {"target": f"my_rewards:{target}"}}
     with pytest.raises(ConfigError) as err:
-        run_config(validate(raw), Store(store_path))
+        run_config(resolve(raw), Store(store_path))
     assert "curation.reward" in str(err.value) and needle in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -252,7 +254,7 @@ def test_population_mode_uses_the_plan_reward(store_path):
     raw = copy.deepcopy(BASE) | {"replicates": 3, "generations": 1}
     raw["model"] = {"kind": "discrete", "population": True}
     raw["curation"] |= {"kind": "threshold", "threshold": 2.0}
-    plan = build(validate(raw))
+    plan = build(resolve(raw))
     assert plan.reward is not None
     store, (run_id,) = run_raw(raw, store_path)
     np.testing.assert_allclose(metric(store, run_id, "mass_0")[1], 0.0)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers import metric, run_raw
 
-from selfconsume.config import validate
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
 from selfconsume.models.discrete import DiscreteModel, DiscreteModelParams
+from selfconsume.plan import resolve
 from selfconsume.seeding import Streams
 from selfconsume.theory import curation as theory
 
@@ -84,11 +84,11 @@ def test_issue_config_runs_sampled_and_in_population_mode(store_path):
     runs = {r.run_id: r for r in store.runs()}
     assert len(runs) == 3 and all(r.status == "done" for r in runs.values())
     # population mode runs the exact update on each replicate's own real frequencies
-    p = masses(store, validate(population).run_id)
+    p = masses(store, resolve(population).run_id)
     np.testing.assert_allclose(
         p[1], theory.step(p[0], p[0], REWARDS, None, "bradley_terry", k=4, beta=1.0), atol=1e-12
     )
-    q = masses(store, validate(limit).run_id)
+    q = masses(store, resolve(limit).run_id)
     np.testing.assert_allclose(q[1], theory.tilted(q[0], REWARDS, 1.0), atol=1e-12)
     exp_mean = metric(store, ids[0], "exp_reward_mean").mean(axis=1)
     assert exp_mean[-1] > 19.5 and np.all(np.diff(exp_mean) > 0)
@@ -140,7 +140,7 @@ def test_bad_discrete_params_name_the_key(path, value, needle):
     section, _, key = path.partition(".params.")
     raw[section].setdefault("params", {})[key] = value
     with pytest.raises(ConfigError) as err:
-        validate(raw)
+        resolve(raw)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 

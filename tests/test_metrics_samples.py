@@ -225,10 +225,18 @@ def test_modes_of_collapsed_and_off_mode_samples():
     np.testing.assert_array_equal(out["high_quality"], 0)
 
 
-def test_modes_and_nll_skip_what_does_not_apply():
-    source = make("two_moons")
-    ctx = context(SourceModel(source, 2), source, 2, 20)
-    assert group("modes", ctx) == {} and group("nll", ctx) == {}
+@pytest.mark.parametrize("name", ["modes", "nll"])
+def test_modes_and_nll_are_refused_where_they_do_not_apply(name):
+    from selfconsume.plan import resolve
+
+    raw = {
+        "name": "x",
+        "data": {"kind": "two_moons", "n_real": 20},
+        "model": {"kind": "ddpm", "params": {"train_steps": 1}},
+        "metrics": [name],
+    }
+    with pytest.raises(ConfigError, match=f"metrics: {name} needs .*data.kind 'two_moons'.*ddpm"):
+        resolve(raw)
 
 
 # --- k-NN precision / recall, density / coverage ----------------------------------------------
@@ -335,9 +343,13 @@ def test_every_group_runs_in_the_loop_on_2d_data(store_path, tmp_path):
     common = {"w2", "sliced_w2", "mmd", "energy_distance", "precision", "recall", "density"}
     common |= {"coverage", "nll_test"}
     mixture = {"modes_covered", "high_quality", "mass_0", "mass_7", "nll_samples_truth"}
-    for data, extra in [
-        ({"kind": "eight_gaussians", "params": {"std": 0.2}}, mixture),
-        ({"kind": "file", "params": {"path": str(points), "dim": 2}}, set()),
+    for data, extra, metrics in [
+        ({"kind": "eight_gaussians", "params": {"std": 0.2}}, mixture, groups),
+        (
+            {"kind": "file", "params": {"path": str(points), "dim": 2}},
+            set(),
+            groups[:4] + groups[5:],
+        ),
     ]:
         raw = {
             "name": f"loop-{data['kind']}",
@@ -346,7 +358,7 @@ def test_every_group_runs_in_the_loop_on_2d_data(store_path, tmp_path):
             "data": {**data, "n_real": 50, "n_test": 60},
             "model": {"kind": "gaussian"},
             "scheme": {"kind": "replace"},
-            "metrics": groups,
+            "metrics": metrics,
         }
         store, (run_id,) = run_raw(raw, store_path)
         stored = {m for _, m, _ in store.metric_arrays(run_id)}

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from helpers import metric
 
-from selfconsume.config import validate
 from selfconsume.loop.run import run_config
+from selfconsume.plan import resolve
 from selfconsume.store.sqlite import Store
 
 RAW = {
@@ -34,7 +34,7 @@ class Interrupt(Exception):
 
 
 def test_interrupted_run_resumes_to_identical_numbers(tmp_path):
-    cfg = validate(RAW)
+    cfg = resolve(RAW)
     reference = Store(tmp_path / "ref.sqlite")
     run_config(cfg, reference)
 
@@ -89,7 +89,7 @@ def test_killed_process_resumes(tmp_path):
     assert subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode == 0
     resumed = metric(store, record.run_id, "std")
     ref_store = Store(tmp_path / "ref.sqlite")
-    from selfconsume.config import load
+    from selfconsume.plan import load
 
     (cfg,) = load(str(config))
     run_config(cfg, ref_store)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from selfconsume.config import CurationConfig, RewardConfig, SchemeConfig
+from selfconsume.errors import ConfigError
 from selfconsume.loop.curation import choose_bradley_terry, curate
-from selfconsume.loop.schemes import SchemeState, build_training_set, synthetic_count
+from selfconsume.loop.schemes import SCHEMES, Pool, Scheme, resolve_scheme
 
 R, N, D = 3, 10, 2
 
@@ -16,55 +17,78 @@ def batch(value: float, n: int) -> np.ndarray:
     return np.full((R, n, D), value)
 
 
+def scheme(kind: str, **keys) -> Scheme:
+    cfg = resolve_scheme(SchemeConfig(kind=kind, **keys), N)
+    return SCHEMES.get(kind).obj(cfg, N)
+
+
 @pytest.mark.parametrize(
-    ("kind", "lam", "n_synthetic", "expected"),
+    ("kind", "keys", "expected"),
     [
-        ("replace", None, None, N),
-        ("replace", None, 7, 7),
-        ("mix", 0.5, None, 5),
-        ("mix", 2.5, None, 25),
-        ("mix", 0.0, None, 0),
-        ("accumulate", None, None, N),
-        ("fresh", 0.3, None, 3),
+        ("replace", {}, N),
+        ("replace", {"n_synthetic": 7}, 7),
+        ("mix", {"lam": 0.5}, 5),
+        ("mix", {"lam": 2.5}, 25),
+        ("mix", {"lam": 0.0}, 0),
+        ("mix", {"lam": 0.25}, 3),  # 2.5 rounds half up, not to even
+        ("mix", {"n_synthetic": 4}, 4),
+        ("accumulate", {}, N),
+        ("fresh", {"lam": 0.3}, 3),
     ],
 )
-def test_synthetic_count(kind, lam, n_synthetic, expected):
-    assert synthetic_count(SchemeConfig(kind=kind, lam=lam, n_synthetic=n_synthetic), N) == expected
+def test_synthetic_count(kind, keys, expected):
+    assert scheme(kind, **keys).n_synthetic == expected
+
+
+def test_resolution_fills_derived_keys_and_refuses_disagreement():
+    assert resolve_scheme(SchemeConfig(kind="mix", n_synthetic=4), N).lam == pytest.approx(0.4)
+    assert resolve_scheme(SchemeConfig(kind="mix", lam=0.5), 5).n_synthetic == 3
+    with pytest.raises(ConfigError, match="scheme.n_synthetic"):
+        resolve_scheme(SchemeConfig(kind="mix", lam=0.5, n_synthetic=7), N)
+    with pytest.raises(ConfigError, match="scheme.lam"):
+        resolve_scheme(SchemeConfig(kind="replace", lam=0.5), N)
+    with pytest.raises(ConfigError, match="scheme.lam"):
+        resolve_scheme(SchemeConfig(kind="mix", lam=1e308), N)
+    with pytest.raises(ConfigError, match="scheme.kind"):
+        resolve_scheme(SchemeConfig(kind="nope"), N)
 
 
 def test_replace_and_mix_sets():
     rng = np.random.default_rng(0)
     real, syn = batch(0.0, N), batch(1.0, 5)
-    x, w = build_training_set(SchemeConfig(kind="replace"), real, syn, None, SchemeState(), rng)
+    x, w = scheme("replace").build(real, syn, None, Pool(), rng)
     assert x is syn and w is None
-    x, w = build_training_set(
-        SchemeConfig(kind="mix", lam=0.5), real, syn, None, SchemeState(), rng
-    )
+    x, w = scheme("mix", lam=0.5).build(real, syn, None, Pool(), rng)
     assert x.shape == (R, N + 5, D) and (x == 0).all(-1).sum(1).tolist() == [N] * R
     weights = np.zeros((R, 5))
-    _, w = build_training_set(
-        SchemeConfig(kind="mix", lam=0.5), real, syn, weights, SchemeState(), rng
-    )
+    _, w = scheme("mix", lam=0.5).build(real, syn, weights, Pool(), rng)
     np.testing.assert_array_equal(w, np.concatenate([np.ones((R, N)), weights], axis=1))
 
 
 def test_accumulate_keeps_every_batch_and_subsample_has_fixed_size():
     rng = np.random.default_rng(0)
     real = batch(0.0, N)
-    full, sub = SchemeState(), SchemeState()
+    full, sub = scheme("accumulate"), scheme("accumulate_subsample", size=7)
+    pool = Pool()
     for t in range(1, 4):
-        x, _ = build_training_set(
-            SchemeConfig(kind="accumulate"), real, batch(t, N), None, full, rng
-        )
+        pool.append(batch(t, N), None)
+        x, _ = full.build(real, batch(t, N), None, pool, rng)
         assert x.shape[1] == N * (t + 1)
         assert sorted(set(x[0, :, 0])) == list(range(t + 1))
-        y, _ = build_training_set(
-            SchemeConfig(kind="accumulate_subsample"), real, batch(t, N), None, sub, rng
-        )
-        assert y.shape[1] == 2 * N
-    # subsampling is without replacement from the pool: counts per batch never exceed N
+        y, _ = sub.build(real, batch(t, N), None, pool, rng)
+        assert y.shape[1] == 7
+    # subsampling is without replacement from real set and pool: counts per batch never exceed N
     counts = [(y[0, :, 0] == v).sum() for v in range(4)]
-    assert max(counts) <= N and sum(counts) == 2 * N
+    assert max(counts) <= N and sum(counts) == 7
+    assert scheme("accumulate_subsample").build(real, None, None, pool, rng)[0].shape[1] == N
+
+
+def test_pool_appends_keep_weights_of_earlier_batches():
+    pool = Pool()
+    for t in range(5):
+        pool.append(batch(t, 3), None if t % 2 else np.full((R, 3), 0.5))
+    assert pool.x.shape == (R, 15, D) and pool.x[0, :, 0].tolist() == sorted([0, 1, 2, 3, 4] * 3)
+    assert pool.w[0].tolist() == [0.5] * 3 + [1.0] * 3 + [0.5] * 3 + [1.0] * 3 + [0.5] * 3
 
 
 def test_bradley_terry_choice_matches_softmax():

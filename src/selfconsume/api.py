@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from selfconsume.config import Config, load
+from selfconsume.config import Config
 from selfconsume.loop.run import RunOutcome
+from selfconsume.plan import load
 from selfconsume.store.sqlite import Store
 from selfconsume.sweep.executors import run_dask, run_local
 from selfconsume.sweep.progress import SweepProgress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def run_experiment(

@@ -1,4 +1,6 @@
-"""Experiment configuration: YAML validated by pydantic, `--set` overrides, sweeps and presets.
+"""Experiment configuration, as pure schema: the pydantic models of a config, YAML reading,
+`--set` overrides and sweep expansion. Validation against the kinds (typed params, capabilities)
+is `selfconsume.plan`'s.
 
 Every error is a `ConfigError` whose one-line message names the offending key path or file.
 """
@@ -15,49 +17,55 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfconsume.errors import ConfigError
 
-SCHEMES = ("replace", "mix", "accumulate", "accumulate_subsample", "fresh")
+MAX_SWEEP_RUNS = 10_000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, ser_json_inf_nan="strings")
 
 
 class DataConfig(_Strict):
     kind: str
     n_real: int = Field(ge=2)
     n_test: int = Field(default=1000, ge=1)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Any = Field(default_factory=dict)
+    """The kind's params: a mapping as written, the kind's typed `Params` once resolved."""
 
 
 class ModelConfig(_Strict):
     kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Any = Field(default_factory=dict)
     warm_start: bool = False
     population: bool = False
 
 
 class SchemeConfig(_Strict):
-    kind: Literal["replace", "mix", "accumulate", "accumulate_subsample", "fresh"]
+    """The flat `scheme:` block; which keys a kind takes and what resolution fills in are the
+    scheme's (`selfconsume.loop.schemes`)."""
+
+    kind: str
     lam: float | None = Field(default=None, ge=0)
-    n_synthetic: int | None = Field(default=None, ge=1)
+    n_synthetic: int | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=1)
 
 
 class RewardConfig(_Strict):
     kind: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Any = Field(default_factory=dict)
 
 
 class CurationConfig(_Strict):
-    """`bradley_terry` uses k and beta; `top_fraction` uses fraction; `threshold` uses threshold."""
+    """`bradley_terry` uses k and beta (beta = .inf is the argmax limit); `top_fraction` uses
+    fraction; `threshold` uses threshold."""
 
     kind: Literal["bradley_terry", "top_fraction", "threshold"]
     reward: RewardConfig
-    k: float = Field(default=4, ge=1)
-    beta: float = Field(default=1.0, ge=0)
+    k: float = Field(default=4, ge=1, allow_inf_nan=True)
+    beta: float = Field(default=1.0, ge=0, allow_inf_nan=True)
     fraction: float = Field(default=0.5, gt=0, le=1)
     threshold: float = 0.0
 
@@ -70,8 +78,8 @@ class CurationConfig(_Strict):
 
 
 class Config(_Strict):
-    name: str = Field(min_length=1)
-    seed: int = Field(default=0, ge=0)
+    name: str = Field(min_length=1, max_length=200)
+    seed: int = Field(default=0, ge=0, lt=2**63)
     replicates: int = Field(default=1, ge=1)
     generations: int = Field(default=10, ge=0)
     data: DataConfig
@@ -79,6 +87,9 @@ class Config(_Strict):
     scheme: SchemeConfig = SchemeConfig(kind="replace")
     curation: CurationConfig | None = None
     metrics: list[str] = Field(default_factory=list)
+    common_random_numbers: bool = False
+    """Share random streams across the arms of a sweep (paired comparisons); off, every arm has
+    its own streams."""
     sweep: dict[str, list[Any]] | None = None
     quick: dict[str, Any] | None = None
     description: str = ""
@@ -96,6 +107,40 @@ def config_hash(cfg: Config) -> str:
 
 
 # --- loading ---------------------------------------------------------------------------------
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: `*name` could expand a few lines into gigabytes (an alias bomb)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.YAMLError(f"aliases (*name) are not allowed (line {mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML with the safe loader, refusing aliases."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  (a SafeLoader subclass)
+
+
+def apply_overrides(
+    raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), quick: bool = False
+) -> dict[str, Any]:
+    """A copy of raw with the `quick:` settings (if asked) and `--set` overrides applied; `--set`
+    on a swept key pins it."""
+    raw = copy.deepcopy(raw)
+    if quick and raw.get("quick"):
+        if not isinstance(raw["quick"], dict):
+            raise ConfigError("quick: expected a mapping of key.path: value")
+        for key, value in raw["quick"].items():
+            set_path(raw, str(key), value)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_path(raw, key, value)
+        if key in (raw.get("sweep") or {}):
+            raw["sweep"] = {k: v for k, v in raw["sweep"].items() if k != key} or None
+    return raw
 
 
 def preset_names() -> list[str]:
@@ -116,7 +161,7 @@ def read_raw(source: str) -> tuple[dict[str, Any], str]:
         text = (resources.files("selfconsume") / "presets" / f"{source}.yaml").read_text()
         label = f"preset {source}"
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{label}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -130,7 +175,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected key.path=value")
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key.strip(), safe_yaml(value)
     except yaml.YAMLError:
         raise ConfigError(f"--set {key}: value {value!r} is not valid YAML") from None
 
@@ -154,40 +199,6 @@ def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def validate(raw: dict[str, Any], label: str = "config") -> Config:
-    """Validate a raw mapping (schema, then each kind's params); errors name the key path."""
-    try:
-        cfg = Config.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{label}: {loc}: {err['msg']}") from None
-    from selfconsume.plan import check_config  # registries load lazily
-
-    check_config(cfg)
-    return cfg
-
-
-def load(
-    source: str, overrides: list[str] | tuple[str, ...] = (), quick: bool = False
-) -> list[Config]:
-    """Load a config file or preset, apply quick settings and overrides, expand the sweep.
-
-    Returns one validated Config per run of the sweep (one if there is no sweep)."""
-    raw, label = read_raw(source)
-    raw = copy.deepcopy(raw)
-    if quick and raw.get("quick"):
-        for key, value in raw["quick"].items():
-            set_path(raw, key, value)
-    for item in overrides:
-        key, value = parse_override(item)
-        set_path(raw, key, value)
-        if key in (raw.get("sweep") or {}):  # --set on a swept key pins it
-            raw["sweep"] = {k: v for k, v in raw["sweep"].items() if k != key} or None
-    base = validate(raw, label)
-    return [validate(r, label) for r in expand_sweep(raw, base.sweep)]
-
-
 def expand_sweep(raw: dict[str, Any], sweep: dict[str, list[Any]] | None) -> list[dict[str, Any]]:
     """The Cartesian product of the sweep's values, each as a raw config without `sweep`."""
     base = {k: v for k, v in raw.items() if k != "sweep"}
@@ -197,6 +208,9 @@ def expand_sweep(raw: dict[str, Any], sweep: dict[str, list[Any]] | None) -> lis
     for key in keys:
         if not isinstance(sweep[key], list) or not sweep[key]:
             raise ConfigError(f"sweep.{key}: expected a non-empty list of values")
+    size = math.prod(len(sweep[k]) for k in keys)
+    if size > MAX_SWEEP_RUNS:
+        raise ConfigError(f"sweep: {size} runs, more than {MAX_SWEEP_RUNS} in one command")
     out = []
     for values in itertools.product(*(sweep[k] for k in keys)):
         one = copy.deepcopy(base)

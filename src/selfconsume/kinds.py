@@ -1,19 +1,44 @@
-"""Import every module that registers a kind, so the registries are complete."""
+"""Where each kind lives: role -> kind -> module. Registries import a kind's module only when the
+kind is used, so a Gaussian run never imports torch and POT loads only for a metric that needs it.
 
-from selfconsume.data import discrete as _data_discrete  # noqa: F401
-from selfconsume.data import files as _data_files  # noqa: F401
-from selfconsume.data import gaussian as _data_gaussian  # noqa: F401
-from selfconsume.data import toy2d as _data_toy2d  # noqa: F401
-from selfconsume.metrics import curation as _metrics_curation  # noqa: F401
-from selfconsume.metrics import gaussian as _metrics_gaussian  # noqa: F401
-from selfconsume.metrics import sample_metrics as _metrics_sample_metrics  # noqa: F401
-from selfconsume.metrics import transport as _metrics_transport  # noqa: F401
-from selfconsume.models import ddpm as _models_ddpm  # noqa: F401
-from selfconsume.models import discrete as _models_discrete  # noqa: F401
-from selfconsume.models import flow as _models_flow  # noqa: F401
-from selfconsume.models import gaussian as _models_gaussian  # noqa: F401
-from selfconsume.models import gmm as _models_gmm  # noqa: F401
-from selfconsume.models import kde as _models_kde  # noqa: F401
-from selfconsume.rewards import callable as _rewards_callable  # noqa: F401
-from selfconsume.rewards import classifier as _rewards_classifier  # noqa: F401
-from selfconsume.rewards import toy as _rewards_toy  # noqa: F401
+A new kind is one line here plus its module (which registers it with the role's registry)."""
+
+DATA_KINDS = {
+    "gaussian": "selfconsume.data.gaussian",
+    "discrete": "selfconsume.data.discrete",
+    "file": "selfconsume.data.files",
+    **dict.fromkeys(
+        ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings"),
+        "selfconsume.data.toy2d",
+    ),
+}
+
+MODEL_KINDS = {
+    "gaussian": "selfconsume.models.gaussian",
+    "discrete": "selfconsume.models.discrete",
+    "gmm": "selfconsume.models.gmm",
+    "kde": "selfconsume.models.kde",
+    "ddpm": "selfconsume.models.ddpm",
+    "flow": "selfconsume.models.flow",
+}
+
+METRIC_KINDS = {
+    "gaussian_params": "selfconsume.metrics.gaussian",
+    "w2": "selfconsume.metrics.gaussian",
+    "sliced_w2": "selfconsume.metrics.transport",
+    **dict.fromkeys(
+        ("mmd", "energy", "modes", "prd", "density_coverage", "nll"),
+        "selfconsume.metrics.sample_metrics",
+    ),
+    **dict.fromkeys(("reward", "mass", "divergence"), "selfconsume.metrics.curation"),
+}
+
+REWARD_KINDS = {
+    "callable": "selfconsume.rewards.callable",
+    "classifier_confidence": "selfconsume.rewards.classifier",
+    **dict.fromkeys(("table", "distance", "mode_preference", "linear"), "selfconsume.rewards.toy"),
+}
+
+SCHEME_KINDS = dict.fromkeys(
+    ("replace", "mix", "accumulate", "accumulate_subsample", "fresh"), "selfconsume.loop.schemes"
+)

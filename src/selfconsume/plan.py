@@ -1,19 +1,33 @@
-"""From a validated Config to the objects a run needs; also the cross-key checks of a config."""
+"""The one step that validates a config against the kinds, and builds the objects a run needs.
+
+`resolve` turns a raw mapping into the resolved `Config`: the schema, then every `params` block
+into its kind's typed model (defaults filled), the scheme's derived keys, and every capability a
+metric, reward, curation, scheme or population update needs of the data and the model. It runs
+before any store is opened, so bad input writes nothing. The resolved config is the run's identity.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
-from selfconsume.config import Config
-from selfconsume.data.base import DATA
+import numpy as np
+from pydantic import ValidationError
+
+from selfconsume.config import Config, apply_overrides, expand_sweep, read_raw
+from selfconsume.data.base import DATA, DataSource
 from selfconsume.errors import ConfigError
+from selfconsume.loop.schemes import SCHEMES, Scheme, resolve_scheme
 from selfconsume.metrics.base import METRICS
-from selfconsume.models.base import MODELS
+from selfconsume.models.base import MODELS, HasPopulation
+from selfconsume.registry import Need, error_line
 from selfconsume.rewards.base import REWARDS, Reward, build_reward
-from selfconsume.seeding import Streams
+from selfconsume.seeding import Streams, arm_key
+
+PROBE_SAMPLES = 4
+"""Samples of the real data on which a reward is probed (shape, finiteness) before a run starts."""
 
 
 @dataclass
@@ -21,55 +35,120 @@ class Plan:
     """The live objects of one run."""
 
     cfg: Config
-    source: Any
+    source: DataSource
     model: Any
+    scheme: Scheme
     reward: Reward | None
     streams: Streams
 
 
-def check_config(cfg: Config) -> None:
-    """Checks that span several keys: kinds exist, params validate, the data source can be built
-    (files are read and checked), population support, k = inf."""
-    DATA.get(cfg.data.kind).obj(DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params"))
-    MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
+def load(source: str, overrides: Sequence[str] = (), quick: bool = False) -> list[Config]:
+    """Load a config file or preset, apply quick settings and overrides, expand the sweep.
+
+    Returns one resolved Config per run of the sweep (one if there is no sweep)."""
+    raw, label = read_raw(source)
+    raw = apply_overrides(raw, tuple(overrides), quick)
+    base = resolve(raw, label)
+    return [resolve(r, label) for r in expand_sweep(raw, base.sweep)]
+
+
+def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
+    """The resolved Config of a raw mapping (or of a Config read back from JSON); every error is a
+    one-line ConfigError naming the key path."""
+    try:
+        cfg = raw if isinstance(raw, Config) else Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{label}: {error_line(exc, '')}") from None
+    data = DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params")
+    model = MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
+    update: dict[str, Any] = {
+        "data": cfg.data.model_copy(update={"params": data}),
+        "model": cfg.model.model_copy(update={"params": model}),
+        "scheme": resolve_scheme(cfg.scheme, cfg.data.n_real),
+    }
+    if cfg.curation is not None:
+        reward = cfg.curation.reward
+        params = REWARDS.parse_params(reward.kind, reward.params, "curation.reward.params")
+        update["curation"] = cfg.curation.model_copy(
+            update={"reward": reward.model_copy(update={"params": params})}
+        )
+    cfg = cfg.model_copy(update=update)
+    check(cfg)
+    return cfg
+
+
+def from_json(text: str) -> Config:
+    """A resolved Config sent as JSON (to a worker) back into its typed form."""
+    return resolve(Config.model_validate_json(text))
+
+
+def check(cfg: Config) -> None:
+    """Cross-key checks: the data source can be built (files are read and checked), every metric,
+    reward and population update finds what it needs in the data and the model."""
+    source = DATA.get(cfg.data.kind).obj(cfg.data.params)
+    family = MODELS.get(cfg.model.kind).obj
+    probe = family(cfg.model.params, dim=source.dim, replicates=1, streams=Streams(cfg.seed))
     for name in cfg.metrics:
-        if name not in {e.kind for e in METRICS.kinds()}:
-            known = ", ".join(e.kind for e in METRICS.kinds())
+        if name not in METRICS.names():
+            known = ", ".join(METRICS.names())
             raise ConfigError(f"metrics: unknown metric {name!r} (known: {known})")
+        _check_needs(f"metrics: {name}", METRICS.get(name).needs, cfg, source, probe)
     if "reward" in cfg.metrics and cfg.curation is None:
         raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
-    if cfg.scheme.kind == "mix" and cfg.scheme.lam is None:
-        raise ConfigError("scheme.lam: the mix scheme needs lam (any value >= 0)")
     if cfg.curation is not None:
-        REWARDS.parse_params(
-            cfg.curation.reward.kind, cfg.curation.reward.params, "curation.reward.params"
-        )
+        kind = cfg.curation.reward.kind
+        _check_needs(f"curation.reward.kind: {kind}", REWARDS.get(kind).needs, cfg, source, probe)
         if math.isinf(cfg.curation.k) and not cfg.model.population:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
+        _probe_reward(cfg, source)
     if cfg.model.population:
-        family = MODELS.get(cfg.model.kind).obj
-        schemes = getattr(family, "population_schemes", frozenset())
-        if cfg.scheme.kind not in schemes:
+        _check_population(cfg, probe)
+
+
+def _check_needs(
+    where: str, needs: tuple[Need, ...], cfg: Config, source: object, model: object
+) -> None:
+    for need in needs:
+        if not need.check(source, model):
             raise ConfigError(
-                f"model.population: family {cfg.model.kind!r} has no exact update for scheme "
-                f"{cfg.scheme.kind!r} (supported: {', '.join(sorted(schemes)) or 'none'})"
+                f"{where} needs {need.what} (data.kind {cfg.data.kind!r}, "
+                f"model.kind {cfg.model.kind!r})"
             )
-        if cfg.curation is not None and not getattr(family, "population_curation", False):
-            raise ConfigError(
-                f"curation: family {cfg.model.kind!r} has no exact curated update (drop curation "
-                "or model.population)"
-            )
+
+
+def _check_population(cfg: Config, probe: object) -> None:
+    if not isinstance(probe, HasPopulation):
+        raise ConfigError(
+            f"model.population: family {cfg.model.kind!r} has no exact infinite-sample update"
+        )
+    if cfg.scheme.kind not in probe.population_schemes:
+        supported = ", ".join(sorted(probe.population_schemes)) or "none"
+        raise ConfigError(
+            f"model.population: family {cfg.model.kind!r} has no exact update for scheme "
+            f"{cfg.scheme.kind!r} (supported: {supported})"
+        )
+    if cfg.curation is not None and not probe.population_curation:
+        raise ConfigError(
+            f"curation: family {cfg.model.kind!r} has no exact curated update (drop curation "
+            "or model.population)"
+        )
+
+
+def _probe_reward(cfg: Config, source: DataSource) -> None:
+    """Call the reward on a few real samples, so a reward of the wrong shape is bad input found
+    before the store is opened (a user callable that fails later fails its run)."""
+    reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
+    reward(source.sample(1, PROBE_SAMPLES, np.random.default_rng(0)))
 
 
 def build(cfg: Config) -> Plan:
-    """Instantiate the data source, the model family and the reward of a run."""
-    entry = DATA.get(cfg.data.kind)
-    source = entry.obj(DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params"))
-    streams = Streams(cfg.seed)
-    model_entry = MODELS.get(cfg.model.kind)
-    params = MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
-    model = model_entry.obj(params, dim=source.dim, replicates=cfg.replicates, streams=streams)
+    """Instantiate the data source, the model family, the scheme and the reward of a run."""
+    source = DATA.get(cfg.data.kind).obj(cfg.data.params)
+    streams = Streams(cfg.seed, arm_key(cfg))
+    family = MODELS.get(cfg.model.kind).obj
+    model = family(cfg.model.params, dim=source.dim, replicates=cfg.replicates, streams=streams)
+    scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
     reward = None
     if cfg.curation is not None:
         reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
-    return Plan(cfg, source, model, reward, streams)
+    return Plan(cfg, source, model, scheme, reward, streams)

@@ -1,8 +1,13 @@
-"""Small registries keyed by a config's `kind`, each entry carrying the pydantic model of its `params`."""
+"""Small registries keyed by a config's `kind`, each entry carrying the pydantic model of its
+`params` and what it needs of the data and the model (`Need`, checked before a run starts).
+
+Kinds load lazily: a registry knows every kind's module by name (`selfconsume.kinds`) and imports
+it the first time the kind is asked for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -14,9 +19,22 @@ T = TypeVar("T")
 
 
 class Params(BaseModel):
-    """Base of every `params` model: unknown keys are errors, values are validated strictly."""
+    """Base of every `params` model: unknown keys are errors, NaN and infinities are refused
+    (a field that means something at infinity says so), values are validated strictly."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, ser_json_inf_nan="strings"
+    )
+
+
+@dataclass(frozen=True)
+class Need:
+    """A capability asked of the data source and/or the model: `check(source, model) -> bool`,
+    run before the run starts on the source and a one-replicate probe of the model; `what`
+    completes "needs ..." in the error message."""
+
+    what: str
+    check: Callable[[Any, Any], bool]
 
 
 @dataclass(frozen=True)
@@ -25,39 +43,61 @@ class Entry(Generic[T]):
     obj: T
     params: type[Params]
     doc: str
+    needs: tuple[Need, ...] = ()
+
+
+def error_line(exc: ValidationError, where: str) -> str:
+    """One line naming the key path of pydantic's first error (`where` prefixes the path)."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    path = ".".join(p for p in (where, loc) if p)
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: {msg}" if path else msg
 
 
 class Registry(Generic[T]):
-    """Maps a `kind` string to an object (class or function) and the pydantic model of its params."""
+    """Maps a `kind` string to an object (class or function), its params model and its needs."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, modules: dict[str, str]) -> None:
         self.role = role
+        self._modules = modules
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(self, kind: str, params: type[Params] = Params) -> Callable[[T], T]:
+    def register(
+        self, kind: str, params: type[Params] = Params, needs: Sequence[Need] = ()
+    ) -> Callable[[T], T]:
         def wrap(obj: T) -> T:
             doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
-            self._entries[kind] = Entry(kind, obj, params, " ".join(doc.split()))
+            self._entries[kind] = Entry(kind, obj, params, " ".join(doc.split()), tuple(needs))
             return obj
 
         return wrap
 
+    def names(self) -> list[str]:
+        """Every kind's name, without importing any module."""
+        return sorted(self._modules)
+
     def get(self, kind: str) -> Entry[T]:
+        if kind not in self._entries and kind in self._modules:
+            importlib.import_module(self._modules[kind])
         try:
             return self._entries[kind]
         except KeyError:
-            known = ", ".join(sorted(self._entries))
+            known = ", ".join(self.names())
             raise ConfigError(f"{self.role}.kind: unknown kind {kind!r} (known: {known})") from None
 
-    def parse_params(self, kind: str, params: dict[str, Any] | None, where: str) -> Params:
+    def parse_params(self, kind: str, params: dict[str, Any] | Params | None, where: str) -> Params:
         """Validate `params` against the kind's model; errors name the offending key path."""
         entry = self.get(kind)
+        if isinstance(params, entry.params):
+            return params
+        if isinstance(params, BaseModel):
+            params = params.model_dump()
         try:
-            return entry.params(**(params or {}))
+            return entry.params.model_validate(params or {})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(f"{where}.{loc}: {err['msg']}") from None
+            raise ConfigError(error_line(exc, where)) from None
 
     def kinds(self) -> list[Entry[T]]:
-        return [self._entries[k] for k in sorted(self._entries)]
+        """Every entry (imports every kind's module)."""
+        return [self.get(k) for k in self.names()]

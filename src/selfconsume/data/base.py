@@ -10,7 +10,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from selfconsume.registry import Params, Registry
+from selfconsume.kinds import DATA_KINDS
+from selfconsume.registry import Need, Params, Registry
 
 
 @runtime_checkable
@@ -24,13 +25,62 @@ class DataSource(Protocol):
         ...
 
 
+@runtime_checkable
 class HasDensity(Protocol):
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of the truth at x of shape (..., dim); returns shape (...)."""
         ...
 
 
-DATA: Registry[type] = Registry("data")
+@runtime_checkable
+class HasMoments(Protocol):
+    """A truth with a known mean (dim,) and covariance (dim, dim)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+
+@runtime_checkable
+class HasModes(Protocol):
+    """A mixture with point modes (M, dim), their common std and their weights (M,)."""
+
+    modes: np.ndarray
+    mode_std: float
+    mode_weights: np.ndarray
+
+
+@runtime_checkable
+class Categorical(Protocol):
+    """A discrete truth over states 0..n_states-1 with known probabilities."""
+
+    n_states: int
+    probs: np.ndarray
+
+
+@runtime_checkable
+class Labelled(Protocol):
+    def labelled(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n real samples (n, dim) with their labels (n,)."""
+        ...
+
+
+DATA: Registry[type] = Registry("data", DATA_KINDS)
 """Data sources by kind; each class is built as `cls(params)`."""
 
-__all__ = ["DATA", "DataSource", "HasDensity", "Params"]
+
+def data_is(protocol: type, what: str) -> Need:
+    """The need for a data source implementing `protocol`."""
+    return Need(what, lambda source, model: isinstance(source, protocol))
+
+
+__all__ = [
+    "DATA",
+    "Categorical",
+    "DataSource",
+    "HasDensity",
+    "HasModes",
+    "HasMoments",
+    "Labelled",
+    "Params",
+    "data_is",
+]

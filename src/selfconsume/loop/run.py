@@ -16,7 +16,7 @@ import numpy as np
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunFailed
 from selfconsume.loop.curation import curate
-from selfconsume.loop.schemes import SchemeState, build_training_set, synthetic_count
+from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.plan import Plan, build
 from selfconsume.store.sqlite import Store
@@ -61,51 +61,54 @@ def _real_set(plan: Plan, generation: int) -> np.ndarray:
     )
 
 
+def _resume(plan: Plan, store: Store, run_id: str) -> tuple[int, Pool]:
+    """The first generation to run and the synthetic pool so far, from the store."""
+    pool = Pool()
+    checkpoint = store.load_checkpoint(run_id)
+    if checkpoint is None:
+        return 0, pool
+    generation, saved = checkpoint
+    plan.model.load_state_dict(saved["model"])
+    if plan.scheme.accumulates:
+        for batch in store.load_pool(run_id, generation):
+            pool.append(batch["x"], batch.get("w"))
+    return generation + 1, pool
+
+
 def _loop(
     plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], None] | None
 ) -> None:
-    cfg, model, streams = plan.cfg, plan.model, plan.streams
+    cfg, model, scheme, streams = plan.cfg, plan.model, plan.scheme, plan.streams
     real = _real_set(plan, 0)
     test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.numpy("test", 0))
-    state = SchemeState()
-    start = 0
-    checkpoint = store.load_checkpoint(run_id)
-    if checkpoint is not None:
-        generation, saved = checkpoint
-        model.load_state_dict(saved["model"])
-        state = saved["scheme"]
-        start = generation + 1
-    n_syn = synthetic_count(cfg.scheme, cfg.data.n_real)
-    lam = (
-        None
-        if cfg.scheme.kind == "replace"
-        else (cfg.scheme.lam if cfg.scheme.lam is not None else 1.0)
-    )
+    start, pool = _resume(plan, store, run_id)
     for t in range(start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
+        batch = None
         if t == 0:
             diagnostics = model.fit(real, None, 0, False)
         elif cfg.model.population:
-            model.population_step(real, lam, _population_curation(plan))
+            model.population_step(real, scheme.population_lam(), _population_curation(plan))
         else:
-            if cfg.scheme.kind == "fresh":
+            if scheme.fresh_real:
                 real = _real_set(plan, t)
             synthetic, weights = curate(
                 lambda m, t=t: model.sample(m, streams.numpy("synthetic", t), t),
-                n_syn,
+                scheme.n_synthetic,
                 cfg.curation,
                 plan.reward,
                 streams.numpy("curation", t),
             )
-            x, w = build_training_set(
-                cfg.scheme, real, synthetic, weights, state, streams.numpy("scheme", t)
-            )
+            if scheme.accumulates:
+                pool.append(synthetic, weights)
+                batch = {"x": synthetic} if weights is None else {"x": synthetic, "w": weights}
+            x, w = scheme.build(real, synthetic, weights, pool, streams.numpy("scheme", t))
             diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
         metrics = _metrics(plan, real, test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
         store.commit_generation(
-            run_id, t, metrics, {"model": model.state_dict(), "scheme": state}, _snapshot(plan, t)
+            run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, t), batch
         )
         if on_generation is not None:
             on_generation(t)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from selfconsume.kinds import METRIC_KINDS
 from selfconsume.registry import Registry
 from selfconsume.seeding import Streams
 
@@ -40,4 +41,4 @@ class MetricContext:
         return self.model.sample(n, self.streams.numpy("eval", self.generation), self.generation)
 
 
-METRICS: Registry[Callable[[MetricContext], MetricValues]] = Registry("metrics")
+METRICS: Registry[Callable[[MetricContext], MetricValues]] = Registry("metrics", METRIC_KINDS)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from selfconsume.data.base import Categorical, data_is
 from selfconsume.errors import ConfigError
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
+from selfconsume.models.base import HasProbs, model_is
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -47,10 +49,10 @@ def sample_reward_stats(r: np.ndarray, beta: float) -> MetricValues:
 
 def model_probs(ctx: MetricContext) -> np.ndarray | None:
     """p_t (R, S) of a discrete model, padded to the source's number of states; None otherwise."""
-    probs = getattr(ctx.model, "probs", None)
-    if probs is None:
+    if not isinstance(ctx.model, HasProbs):
         return None
-    states = max(probs.shape[1], getattr(ctx.source, "n_states", 0))
+    probs = ctx.model.probs
+    states = max(probs.shape[1], ctx.source.n_states if isinstance(ctx.source, Categorical) else 0)
     return np.pad(probs, ((0, 0), (0, states - probs.shape[1])))
 
 
@@ -66,22 +68,23 @@ def reward(ctx: MetricContext) -> MetricValues:
     return sample_reward_stats(ctx.reward(ctx.samples), ctx.beta)
 
 
-@METRICS.register("mass")
+@METRICS.register("mass", needs=[model_is(HasProbs, "a discrete model (use `modes` for mixtures)")])
 def mass(ctx: MetricContext) -> MetricValues:
     """mass_i: p_t's probability of state i, exact (discrete models; for mixtures see `modes`)."""
     p = model_probs(ctx)
-    if p is None:
-        raise ConfigError("metrics: mass needs the discrete model (use `modes` for mixtures)")
     return {f"mass_{i}": p[:, i] for i in range(p.shape[1])}
 
 
-@METRICS.register("divergence")
+@METRICS.register(
+    "divergence",
+    needs=[
+        model_is(HasProbs, "a discrete model"),
+        data_is(Categorical, "a discrete data source"),
+    ],
+)
 def divergence(ctx: MetricContext) -> MetricValues:
     """kl_data = KL(p_t || p_data) (finite while p_t stays in the data's support), tv_data."""
-    p = model_probs(ctx)
-    truth = getattr(ctx.source, "probs", None)
-    if p is None or truth is None:
-        raise ConfigError("metrics: divergence needs a discrete model and a discrete data source")
+    p, truth = model_probs(ctx), ctx.source.probs
     q = np.pad(truth, (0, p.shape[1] - truth.size))
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p / q), 0.0)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import sqrtm
 
+from selfconsume.data.base import HasMoments as SourceMoments
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
+from selfconsume.models.base import HasMoments, model_is
 
 
 def gaussian_w2_sq(
@@ -24,7 +26,7 @@ def gaussian_w2_sq(
     return shift + np.clip(bures, 0, None)
 
 
-@METRICS.register("gaussian_params")
+@METRICS.register("gaussian_params", needs=[model_is(HasMoments, "a Gaussian model (mean, cov)")])
 def gaussian_params(ctx: MetricContext) -> MetricValues:
     """Fitted parameters: mean and std in 1-D; mean_error, cov_trace and cov_logdet in any dim."""
     mean, cov = ctx.model.mean, ctx.model.cov
@@ -35,7 +37,7 @@ def gaussian_params(ctx: MetricContext) -> MetricValues:
     if mean.shape[1] == 1:
         out["mean"] = mean[:, 0]
         out["std"] = np.sqrt(cov[:, 0, 0])
-    if hasattr(ctx.source, "mean"):
+    if isinstance(ctx.source, SourceMoments):
         out["mean_error"] = np.linalg.norm(mean - ctx.source.mean, axis=-1)
     return out
 
@@ -44,7 +46,7 @@ def gaussian_params(ctx: MetricContext) -> MetricValues:
 def w2(ctx: MetricContext) -> MetricValues:
     """W2 between p_t and the truth: closed form for a Gaussian fit of Gaussian data, otherwise
     exact optimal transport between n_test samples of p_t and the test set."""
-    if hasattr(ctx.model, "cov") and hasattr(ctx.source, "cov"):
+    if isinstance(ctx.model, HasMoments) and isinstance(ctx.source, SourceMoments):
         sq = gaussian_w2_sq(ctx.model.mean, ctx.model.cov, ctx.source.mean, ctx.source.cov)
     else:
         from selfconsume.metrics.transport import w2_empirical

@@ -12,8 +12,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from selfconsume.data.base import HasDensity, HasModes, data_is
 from selfconsume.errors import ConfigError
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
+from selfconsume.models.base import HasLogProb
+from selfconsume.registry import Need
 
 MAX_POINTS = 2000
 CHUNK_ELEMENTS = 2**24  # elements of the distance matrices held at once (128 MiB of float64)
@@ -148,15 +151,13 @@ def mode_stats(
     return out
 
 
-@METRICS.register("modes")
+@METRICS.register("modes", needs=[data_is(HasModes, "a mixture truth with point modes")])
 def modes_metric(ctx: MetricContext) -> MetricValues:
     """For mixture truths with point modes (else nothing): modes_covered (modes whose high-quality
     samples make at least 10% of the mode's weight), high_quality (fraction of samples within
     3 mode_std of a mode) and mass_j (fraction of samples whose nearest mode is j)."""
-    modes = getattr(ctx.source, "modes", None)
-    if modes is None:
-        return {}
-    return mode_stats(ctx.samples, modes, ctx.source.mode_std, ctx.source.mode_weights)
+    src = ctx.source
+    return mode_stats(ctx.samples, src.modes, src.mode_std, src.mode_weights)
 
 
 @METRICS.register("prd")
@@ -175,14 +176,20 @@ def density_coverage_metric(ctx: MetricContext) -> MetricValues:
     )
 
 
-@METRICS.register("nll")
+NLL_NEED = Need(
+    "a model with log_prob or a truth with a density",
+    lambda source, model: isinstance(model, HasLogProb) or isinstance(source, HasDensity),
+)
+
+
+@METRICS.register("nll", needs=[NLL_NEED])
 def nll(ctx: MetricContext) -> MetricValues:
     """nll_test: -mean log p_t(test) (if the model has log_prob); nll_samples_truth: -mean log
     p_truth(samples of p_t) (if the truth has log_prob; +inf when a sample falls where the truth
     has no density, as off the checkerboard)."""
     out: MetricValues = {}
-    if hasattr(ctx.model, "log_prob"):
+    if isinstance(ctx.model, HasLogProb):
         out["nll_test"] = -ctx.model.log_prob(ctx.test).mean(-1)
-    if hasattr(ctx.source, "log_prob"):
+    if isinstance(ctx.source, HasDensity):
         out["nll_samples_truth"] = -ctx.source.log_prob(ctx.samples).mean(-1)
     return out

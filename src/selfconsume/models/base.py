@@ -12,7 +12,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from selfconsume.registry import Params, Registry
+from selfconsume.kinds import MODEL_KINDS
+from selfconsume.registry import Need, Params, Registry
 from selfconsume.seeding import Streams
 
 
@@ -40,12 +41,29 @@ class Model(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+@runtime_checkable
 class HasLogProb(Protocol):
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Log density of each replicate's model at x of shape (replicates, m, dim) -> (replicates, m)."""
         ...
 
 
+@runtime_checkable
+class HasMoments(Protocol):
+    """A family whose replicates are Gaussians: mean (R, d) and covariance (R, d, d)."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+
+
+@runtime_checkable
+class HasProbs(Protocol):
+    """A categorical family: probabilities (R, S) of each state."""
+
+    probs: np.ndarray
+
+
+@runtime_checkable
 class HasPopulation(Protocol):
     """Families with an exact infinite-sample update (`model.population: true`)."""
 
@@ -60,6 +78,22 @@ class HasPopulation(Protocol):
         ...
 
 
-MODELS: Registry[type] = Registry("model")
+MODELS: Registry[type] = Registry("model", MODEL_KINDS)
 
-__all__ = ["MODELS", "HasLogProb", "HasPopulation", "Model", "Params", "Streams"]
+
+def model_is(protocol: type, what: str) -> Need:
+    """The need for a model family implementing `protocol` (checked on a one-replicate probe)."""
+    return Need(what, lambda source, model: isinstance(model, protocol))
+
+
+__all__ = [
+    "MODELS",
+    "HasLogProb",
+    "HasMoments",
+    "HasPopulation",
+    "HasProbs",
+    "Model",
+    "Params",
+    "Streams",
+    "model_is",
+]

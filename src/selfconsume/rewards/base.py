@@ -11,11 +11,12 @@ from collections.abc import Callable
 import numpy as np
 
 from selfconsume.errors import ConfigError
+from selfconsume.kinds import REWARD_KINDS
 from selfconsume.registry import Params, Registry
 
 Reward = Callable[[np.ndarray], np.ndarray]
 
-REWARDS: Registry[Callable[..., Reward]] = Registry("curation.reward")
+REWARDS: Registry[Callable[..., Reward]] = Registry("curation.reward", REWARD_KINDS)
 """Reward factories by kind: `factory(params, source) -> reward`, source being the data source."""
 
 
@@ -37,7 +38,11 @@ def checked(reward: Reward, label: str) -> Reward:
 
 def build_reward(kind: str, params: dict, source: object) -> Reward:
     params_obj = REWARDS.parse_params(kind, params, "curation.reward.params")
-    return checked(REWARDS.get(kind).obj(params_obj, source), kind)
+    entry = REWARDS.get(kind)
+    for need in entry.needs:
+        if not need.check(source, None):
+            raise ConfigError(f"curation.reward.kind: {kind} needs {need.what}")
+    return checked(entry.obj(params_obj, source), kind)
 
 
 __all__ = ["REWARDS", "Params", "Reward", "build_reward", "checked"]

@@ -16,7 +16,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from selfconsume.data.base import HasModes, Labelled
 from selfconsume.errors import ConfigError
+from selfconsume.registry import Need
 from selfconsume.rewards.base import REWARDS, Params, Reward
 from selfconsume.rewards.toy import nearest_mode
 
@@ -36,10 +38,10 @@ def labelled_data(
     source: object, n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """n labelled real samples: the source's own labels, or the nearest mode of a mixture."""
-    if hasattr(source, "labelled"):
+    if isinstance(source, Labelled):
         x, y = source.labelled(n, rng)
         return np.asarray(x, dtype=float).reshape(n, -1), np.asarray(y)
-    if getattr(source, "modes", None) is not None:
+    if isinstance(source, HasModes):
         x = np.asarray(source.sample(1, n, rng)[0], dtype=float)
         return x, nearest_mode(x, np.asarray(source.modes, dtype=float))
     raise ConfigError(
@@ -60,7 +62,13 @@ def train(params: ClassifierParams, x: np.ndarray, y: np.ndarray) -> object:
     return clf.fit(x, y)
 
 
-@REWARDS.register("classifier_confidence", ClassifierParams)
+LABELS = Need(
+    "labelled data (a source with labels or modes)",
+    lambda source, model: isinstance(source, (Labelled, HasModes)),
+)
+
+
+@REWARDS.register("classifier_confidence", ClassifierParams, needs=[LABELS])
 def classifier_confidence(params: ClassifierParams, source: object) -> Reward:
     """Probability (or log) of class `target`, or the max confidence, of a classifier of the data."""
     x, y = labelled_data(source, params.n_train, np.random.default_rng(params.seed))

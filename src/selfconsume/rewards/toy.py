@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from selfconsume.data.base import Categorical, HasModes, data_is
 from selfconsume.errors import ConfigError
 from selfconsume.rewards.base import REWARDS, Params, Reward
 
@@ -35,13 +36,11 @@ def _check_dim(name: str, size: int, source: object) -> None:
         )
 
 
-@REWARDS.register("table", TableParams)
+@REWARDS.register("table", TableParams, needs=[data_is(Categorical, "discrete data")])
 def table(params: TableParams, source: object) -> Reward:
     """r(x) = values[x] for a discrete state x in 0..len(values)-1 (one value per state)."""
     values = np.asarray(params.values, dtype=float)
-    n_states = getattr(source, "n_states", None)
-    if n_states is None:
-        raise ConfigError("curation.reward.kind: table needs discrete data (data.kind: discrete)")
+    n_states = source.n_states
     if n_states != values.size:
         raise ConfigError(
             f"curation.reward.params.values: has {values.size} entries, the data has {n_states} states"
@@ -70,13 +69,12 @@ def distance(params: DistanceParams, source: object) -> Reward:
     return reward
 
 
-@REWARDS.register("mode_preference", ModePreferenceParams)
+@REWARDS.register(
+    "mode_preference", ModePreferenceParams, needs=[data_is(HasModes, "a mixture truth with modes")]
+)
 def mode_preference(params: ModePreferenceParams, source: object) -> Reward:
     """r(x) = weights[m] where m is the source's mode (`modes`, (M, dim)) nearest to x."""
-    modes = getattr(source, "modes", None)
-    if modes is None:
-        raise ConfigError("curation.reward.kind: mode_preference needs a data source with modes")
-    modes = np.asarray(modes, dtype=float)
+    modes = np.asarray(source.modes, dtype=float)
     weights = np.asarray(params.weights, dtype=float)
     if weights.size != modes.shape[0]:
         raise ConfigError(

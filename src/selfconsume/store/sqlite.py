@@ -109,12 +109,18 @@ class Store:
         metrics: dict[str, np.ndarray],
         checkpoint: dict[str, Any],
         samples: np.ndarray | None = None,
+        pool_batch: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write a generation's files, then its metrics and progress in one transaction."""
+        """Write a generation's files, then its metrics and progress in one transaction.
+
+        `pool_batch` (an accumulating scheme's synthetic batch) is written once and kept."""
         folder = self.artifacts / run_id
         folder.mkdir(parents=True, exist_ok=True)
         files = {"checkpoint": folder / f"checkpoint_{generation:05d}.pkl"}
         _atomic_write(files["checkpoint"], pickle.dumps(checkpoint, protocol=5))
+        if pool_batch is not None:
+            files["pool"] = folder / f"pool_{generation:05d}.pkl"
+            _atomic_write(files["pool"], pickle.dumps(pool_batch, protocol=5))
         if samples is not None:
             files["samples"] = folder / f"samples_{generation:05d}.npy"
             _atomic_write(files["samples"], _npy_bytes(samples))
@@ -181,6 +187,15 @@ class Store:
         if row is None:
             return None
         return row[0], pickle.loads((self.artifacts / row[1]).read_bytes())
+
+    def load_pool(self, run_id: str, upto_generation: int) -> list[dict[str, np.ndarray]]:
+        """The pool batches of generations <= upto_generation, in generation order."""
+        rows = self._db.execute(
+            "SELECT path FROM artifacts WHERE run_id=? AND kind='pool' AND generation<=?"
+            " ORDER BY generation",
+            (run_id, upto_generation),
+        ).fetchall()
+        return [pickle.loads((self.artifacts / p).read_bytes()) for (p,) in rows]
 
     def metric_arrays(self, run_id: str) -> Iterator[tuple[int, str, np.ndarray]]:
         """(generation, metric, values over replicates) for one run, by generation."""

@@ -8,6 +8,7 @@ processes beat one two-threaded process on a small CPU).
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -17,6 +18,7 @@ from pathlib import Path
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
 from selfconsume.loop.run import RunOutcome, run_config
+from selfconsume.plan import from_json
 from selfconsume.store.sqlite import Store
 
 Poll = Callable[[], None]
@@ -27,15 +29,14 @@ def single_thread() -> None:
     """Pin this process to one BLAS/torch thread."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
-    import torch
-
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:  # else torch reads OMP_NUM_THREADS when a torch family imports it
+        sys.modules["torch"].set_num_threads(1)
 
 
 def run_one(config_json: str, store_path: str) -> RunOutcome:
     """Worker entry point: run one config into the store; bad input comes back as an outcome."""
     single_thread()
-    cfg = Config.model_validate_json(config_json)
+    cfg = from_json(config_json)
     store = Store(store_path)
     try:
         return run_config(cfg, store)
