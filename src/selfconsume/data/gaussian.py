@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from selfconsume.data.base import DATA, Params
 
+MAX_DIM = 4096
+"""Largest dimension of Gaussian data (its covariance and Cholesky factor are dim x dim)."""
+
 
 class GaussianParams(Params):
-    dim: int = 1
+    dim: int = Field(default=1, ge=1, le=MAX_DIM)
     mean: float | list[float] = 0.0
-    std: float = 1.0
+    std: float = Field(default=1.0, gt=0)
     cov: list[list[float]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> GaussianParams:
-        if self.dim < 1:
-            raise ValueError("dim must be >= 1")
         if isinstance(self.mean, list) and len(self.mean) != self.dim:
             raise ValueError(f"mean must have dim={self.dim} entries")
-        if self.std <= 0:
-            raise ValueError("std must be > 0")
         if self.cov is not None:
             cov = np.asarray(self.cov, dtype=float)
             if cov.shape != (self.dim, self.dim) or not np.allclose(cov, cov.T):
