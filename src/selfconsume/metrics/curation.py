@@ -1,4 +1,5 @@
-"""Metrics of curated retraining: reward statistics, mass per state, divergence to the data.
+"""Metrics of curated retraining: reward statistics, mass per state, divergence to the data,
+entropy and the states lost (at probability 0).
 
 For the discrete family every value is exact, computed from p_t's probabilities (in population mode
 and in the sampled loop alike: E_{p_t} of the fitted p_t); other families use ctx.samples (n_test
@@ -89,3 +90,33 @@ def divergence(ctx: MetricContext) -> MetricValues:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p / q), 0.0)
     return {"kl_data": terms.sum(-1), "tv_data": 0.5 * np.abs(p - q).sum(-1)}
+
+
+def _discrete_probs(ctx: MetricContext, name: str) -> np.ndarray:
+    p = model_probs(ctx)
+    if p is None:
+        raise ConfigError(f"metrics: {name} needs the discrete model")
+    return p
+
+
+@METRICS.register("entropy")
+def entropy(ctx: MetricContext) -> MetricValues:
+    """entropy = H(p_t) = -sum_i p_i log p_i in nats, exact (discrete models); it falls as states die."""
+    p = _discrete_probs(ctx, "entropy")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"entropy": -np.where(p > 0, p * np.log(p), 0.0).sum(-1)}
+
+
+@METRICS.register("states_lost")
+def states_lost(ctx: MetricContext) -> MetricValues:
+    """states_lost: how many states of the data's support p_t gives probability 0 (discrete models).
+
+    Under replace such a state is never sampled again; without a discrete source every state counts."""
+    p = _discrete_probs(ctx, "states_lost")
+    truth = getattr(ctx.source, "probs", None)
+    support = (
+        np.ones(p.shape[1], bool)
+        if truth is None
+        else np.pad(truth, (0, p.shape[1] - truth.size)) > 0
+    )
+    return {"states_lost": ((p == 0) & support).sum(-1).astype(float)}

@@ -8,12 +8,21 @@ theorem gives scatter / sigma_t^2 ~ chi^2_{n-1}, independent of the sample mean,
 
 Generation t is t+1 such refits away from the truth (generation 0 is already one), hence every
 moment below carries the exponent t+1.
+
+In d dimensions (real data N(mu, Sigma)) the scatter of n points is Wishart(Sigma_t, n-1), independent
+of the sample mean, so with W_t ~ Wishart(I, n-1) independent across refits
+
+    Sigma_{t+1} = Sigma_t^{1/2} W_{t+1} Sigma_t^{1/2} / c,      mu_{t+1} = mu_t + Sigma_t^{1/2} xi / sqrt(n),
+
+and the `expected_cov_*` / `expected_mean_error_sq` functions give the d-dim moments (the `replace`
+scheme, n synthetic samples per generation).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln
+from numpy.typing import ArrayLike
+from scipy.special import digamma, gammaln
 
 
 def _denominator(n: int, estimator: str) -> float:
@@ -54,11 +63,55 @@ def expected_mean_sq_error(
     t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
 ) -> np.ndarray:
     """E[(mu_t - mu)^2] = sum_{k=0}^{t} E[sigma_{k-1}^2] / n with sigma_{-1} = sigma (a random walk)."""
+    return expected_mean_error_sq(t, n, [[sigma**2]], estimator)
+
+
+def _true_cov(cov: ArrayLike) -> np.ndarray:
+    cov = np.atleast_2d(np.asarray(cov, dtype=float))
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
+        raise ValueError(f"cov must be a square (d, d) matrix, not shape {cov.shape}")
+    return cov
+
+
+def log_det_factor(n: int, d: int, estimator: str = "unbiased") -> float:
+    """E[log det Sigma_{t+1} - log det Sigma_t] = E[log det W] - d log c, W ~ Wishart(I, n-1).
+
+    Bartlett: det W = prod_{i=0}^{d-1} chi^2_{n-1-i} (independent), and E[log chi^2_k] =
+    psi(k/2) + log 2, so E[log det W] = sum_i psi((n-1-i)/2) + d log 2. Needs n > d."""
+    if n <= d:
+        raise ValueError(f"a d={d} covariance fit needs n > d points, not n={n}")
+    c = _denominator(n, estimator)
+    return float(sum(digamma((n - 1 - i) / 2) for i in range(d)) + d * np.log(2 / c))
+
+
+def expected_cov_logdet(
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[log det Sigma_t] = log det Sigma + (t+1) log_det_factor(n, d): the log-determinant falls
+    linearly (Sigma_t -> 0 a.s.) even for the unbiased estimator, whose E[Sigma_t] stays Sigma."""
+    cov = _true_cov(cov)
+    step = log_det_factor(n, cov.shape[0], estimator)
+    return np.linalg.slogdet(cov)[1] + (np.asarray(t) + 1.0) * step
+
+
+def expected_cov_trace(
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E[tr Sigma_t] = c2(n)^(t+1) tr Sigma, from E[Sigma_{t+1} | Sigma_t] = (n-1)/c Sigma_t."""
+    return np.trace(_true_cov(cov)) * variance_factor(n, estimator) ** (np.asarray(t) + 1.0)
+
+
+def expected_mean_error_sq(
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+) -> np.ndarray:
+    """E||mu_t - mu||^2 = sum_{k=0}^{t} E[tr Sigma_{k-1}] / n with Sigma_{-1} = Sigma: each refit adds
+    an independent N(0, Sigma_k / n) step to the mean (the metric `mean_error` is its square root)."""
     t = np.asarray(t)
+    trace = np.trace(_true_cov(cov))
     c2 = variance_factor(n, estimator)
     if c2 == 1.0:
-        return sigma**2 * (t + 1.0) / n
-    return sigma**2 * (1 - c2 ** (t + 1.0)) / (1 - c2) / n
+        return trace * (t + 1.0) / n
+    return trace * (1 - c2 ** (t + 1.0)) / (1 - c2) / n
 
 
 def expected_w2_sq(
