@@ -113,11 +113,10 @@ def test_every_scheme_builds_a_training_set_per_replicate():
         assert x.ndim == 3 and x.shape[0] == R and (w is None or w.shape == x.shape[:2])
 
 
+DISCRETE = ("discrete", "discrete", {"probs": [0.5, 0.5]})
 METRIC_DATA = {
     "gaussian_params": ("gaussian", "gaussian", {"dim": 2}),
-    "mass": ("discrete", "discrete", {"probs": [0.5, 0.5]}),
-    "divergence": ("discrete", "discrete", {"probs": [0.5, 0.5]}),
-    "reward": ("discrete", "discrete", {"probs": [0.5, 0.5]}),
+    **dict.fromkeys(("mass", "divergence", "reward", "entropy", "states_lost"), DISCRETE),
 }
 """(data kind, model kind, data params) where a metric applies (default: 8 Gaussians, gmm)."""
 

@@ -32,7 +32,6 @@ finally:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="lazy kinds: coordinator")
 @pytest.mark.parametrize("family", sorted(CONFIGS))
 def test_numpy_family_run_imports_neither_torch_nor_pot(tmp_path, family):
     raw = {"name": f"lean-{family}", "replicates": 3, "generations": 1} | CONFIGS[family]

@@ -46,11 +46,18 @@ def test_states_outside_the_data_support_are_not_lost():
     np.testing.assert_array_equal(states_lost(ctx)["states_lost"], [0, 1])
 
 
-def test_non_discrete_models_are_rejected():
-    ctx = context([[1.0]], [0.5, 0.5], model=SimpleNamespace(mean=np.zeros((1, 1))))
-    for fn in (entropy, states_lost):
-        with pytest.raises(ConfigError, match=f"metrics: {fn.__name__} needs the discrete model"):
-            fn(ctx)
+@pytest.mark.parametrize("name", ["entropy", "states_lost"])
+def test_non_discrete_models_are_rejected_before_a_run(name):
+    from selfconsume.plan import resolve
+
+    raw = {
+        "name": "x",
+        "data": {"kind": "gaussian", "n_real": 10},
+        "model": {"kind": "gaussian"},
+        "metrics": [name],
+    }
+    with pytest.raises(ConfigError, match=f"metrics: {name} needs a discrete model"):
+        resolve(raw)
 
 
 def test_count_laws_start_from_the_binomial_closed_form():

@@ -30,7 +30,9 @@ METRIC_KINDS = {
         ("mmd", "energy", "modes", "prd", "density_coverage", "nll"),
         "selfconsume.metrics.sample_metrics",
     ),
-    **dict.fromkeys(("reward", "mass", "divergence"), "selfconsume.metrics.curation"),
+    **dict.fromkeys(
+        ("reward", "mass", "divergence", "entropy", "states_lost"), "selfconsume.metrics.curation"
+    ),
 }
 
 REWARD_KINDS = {

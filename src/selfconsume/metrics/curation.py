@@ -92,31 +92,26 @@ def divergence(ctx: MetricContext) -> MetricValues:
     return {"kl_data": terms.sum(-1), "tv_data": 0.5 * np.abs(p - q).sum(-1)}
 
 
-def _discrete_probs(ctx: MetricContext, name: str) -> np.ndarray:
-    p = model_probs(ctx)
-    if p is None:
-        raise ConfigError(f"metrics: {name} needs the discrete model")
-    return p
+DISCRETE_MODEL = model_is(HasProbs, "a discrete model")
 
 
-@METRICS.register("entropy")
+@METRICS.register("entropy", needs=[DISCRETE_MODEL])
 def entropy(ctx: MetricContext) -> MetricValues:
     """entropy = H(p_t) = -sum_i p_i log p_i in nats, exact (discrete models); it falls as states die."""
-    p = _discrete_probs(ctx, "entropy")
+    p = model_probs(ctx)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"entropy": -np.where(p > 0, p * np.log(p), 0.0).sum(-1)}
 
 
-@METRICS.register("states_lost")
+@METRICS.register("states_lost", needs=[DISCRETE_MODEL])
 def states_lost(ctx: MetricContext) -> MetricValues:
     """states_lost: how many states of the data's support p_t gives probability 0 (discrete models).
 
     Under replace such a state is never sampled again; without a discrete source every state counts."""
-    p = _discrete_probs(ctx, "states_lost")
-    truth = getattr(ctx.source, "probs", None)
+    p = model_probs(ctx)
     support = (
-        np.ones(p.shape[1], bool)
-        if truth is None
-        else np.pad(truth, (0, p.shape[1] - truth.size)) > 0
+        np.pad(ctx.source.probs, (0, p.shape[1] - ctx.source.n_states)) > 0
+        if isinstance(ctx.source, Categorical)
+        else np.ones(p.shape[1], bool)
     )
     return {"states_lost": ((p == 0) & support).sum(-1).astype(float)}
