@@ -18,6 +18,7 @@ from selfconsume.errors import ConfigError, RunFailed
 from selfconsume.loop.curation import curate
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
+from selfconsume.models.base import FitsIncrementally
 from selfconsume.plan import Plan, build
 from selfconsume.store.sqlite import Store
 
@@ -61,6 +62,14 @@ def _real_set(plan: Plan, generation: int) -> np.ndarray:
     )
 
 
+def _keeps_pool(plan: Plan) -> bool:
+    """Whether the run keeps the synthetic pool (a family with sufficient statistics needs none)."""
+    scheme = plan.scheme
+    return scheme.accumulates and not (
+        scheme.incremental and isinstance(plan.model, FitsIncrementally)
+    )
+
+
 def _resume(plan: Plan, store: Store, run_id: str) -> tuple[int, Pool]:
     """The first generation to run and the synthetic pool so far, from the store."""
     pool = Pool()
@@ -69,7 +78,7 @@ def _resume(plan: Plan, store: Store, run_id: str) -> tuple[int, Pool]:
         return 0, pool
     generation, saved = checkpoint
     plan.model.load_state_dict(saved["model"])
-    if plan.scheme.accumulates:
+    if _keeps_pool(plan):
         for batch in store.load_pool(run_id, generation):
             pool.append(batch["x"], batch.get("w"))
     return generation + 1, pool
@@ -82,6 +91,7 @@ def _loop(
     real = _real_set(plan, 0)
     test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.numpy("test", 0))
     start, pool = _resume(plan, store, run_id)
+    keep_pool = _keeps_pool(plan)
     for t in range(start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
         batch = None
@@ -99,11 +109,14 @@ def _loop(
                 plan.reward,
                 streams.numpy("curation", t),
             )
-            if scheme.accumulates:
+            if keep_pool:
                 pool.append(synthetic, weights)
                 batch = {"x": synthetic} if weights is None else {"x": synthetic, "w": weights}
-            x, w = scheme.build(real, synthetic, weights, pool, streams.numpy("scheme", t))
-            diagnostics = model.fit(x, w, t, cfg.model.warm_start)
+            if scheme.accumulates and not keep_pool:
+                diagnostics = model.fit_more(synthetic, weights)
+            else:
+                x, w = scheme.build(real, synthetic, weights, pool, streams.numpy("scheme", t))
+                diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
         metrics = _metrics(plan, real, test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})

@@ -60,6 +60,9 @@ class Scheme:
     """Whether the scheme draws a new real set every generation."""
     accumulates = False
     """Whether the synthetic batches are kept in a growing pool."""
+    incremental = False
+    """Whether the training set is the previous one plus the new batch (so a family with
+    sufficient statistics can add the batch instead of refitting on the pool)."""
 
     def __init__(self, cfg: SchemeConfig, n_real: int) -> None:
         self.cfg, self.n_real = cfg, n_real
@@ -120,6 +123,7 @@ class Accumulate(Scheme):
     """The real set plus every synthetic batch so far (each of round-half-up(lam * n_real))."""
 
     accumulates = True
+    incremental = True
 
     def build(self, real, synthetic, weights, pool, rng):
         return concat([real, pool.x]), concat_weights([real, pool.x], [None, pool.w])
@@ -129,6 +133,8 @@ class Accumulate(Scheme):
 class AccumulateSubsample(Accumulate):
     """The accumulated pool (real set included) subsampled without replacement to `size` points
     (default n_real)."""
+
+    incremental = False
 
     def build(self, real, synthetic, weights, pool, rng):
         x, w = super().build(real, synthetic, weights, pool, rng)

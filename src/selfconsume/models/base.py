@@ -64,6 +64,15 @@ class HasProbs(Protocol):
 
 
 @runtime_checkable
+class FitsIncrementally(Protocol):
+    """A family fitted from sufficient statistics: `accumulate` adds each batch to them."""
+
+    def fit_more(self, x: np.ndarray, weights: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Refit on the previous training set plus x (R, m, d); return diagnostics as `fit`."""
+        ...
+
+
+@runtime_checkable
 class HasPopulation(Protocol):
     """Families with an exact infinite-sample update (`model.population: true`)."""
 
@@ -88,6 +97,7 @@ def model_is(protocol: type, what: str) -> Need:
 
 __all__ = [
     "MODELS",
+    "FitsIncrementally",
     "HasLogProb",
     "HasMoments",
     "HasPopulation",

@@ -24,6 +24,35 @@ def weighted_moments(
     """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
 
     With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
+    count, mean, scatter = scatter_stats(x, weights)
+    return mean, covariance(count, scatter, unbiased)
+
+
+def covariance(count: np.ndarray, scatter: np.ndarray, unbiased: bool) -> np.ndarray:
+    """The estimator's covariance from the (weighted) count (R,) and scatter (R, d, d)."""
+    denom = count - 1.0 if unbiased else count
+    if np.any(denom <= 0):
+        raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+    return scatter / denom[:, None, None]
+
+
+def merge_stats(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sufficient statistics (count, mean, scatter) of the union of two sets (Chan et al., 1979):
+    the scatter gains n_a n_b / n (m_b - m_a)(m_b - m_a)^T."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n = na + nb
+    delta = mb - ma
+    mean = ma + delta * (nb / n)[:, None]
+    shift = (na * nb / n)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    return n, mean, sa + sb + shift
+
+
+def scatter_stats(
+    x: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Weighted) count (R,), mean (R, d) and scatter sum w (x - mean)(x - mean)^T (R, d, d)."""
     r, n, d = x.shape
     if weights is None:
         mean = x.mean(axis=1)
@@ -36,13 +65,12 @@ def weighted_moments(
         )
     else:
         count = weights.sum(axis=1)
-        if np.any(count <= int(unbiased)):
-            raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+        if np.any(count <= 0):
+            raise FloatingPointError("a replicate kept no sample to fit a Gaussian")
         mean = np.einsum("rn,rnd->rd", weights, x) / count[:, None]
         xc = x - mean[:, None, :]
         scatter = np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
-    denom = count - 1.0 if unbiased else count
-    return mean, scatter / denom[:, None, None]
+    return count, mean, scatter
 
 
 @MODELS.register("gaussian", GaussianModelParams)
@@ -59,12 +87,26 @@ class GaussianModel:
         self.dim = dim
         self.mean = np.zeros((replicates, dim))
         self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
+        self.count = np.zeros(replicates)
+        self.scatter = np.zeros((replicates, dim, dim))
 
     def fit(
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
     ) -> dict[str, np.ndarray]:
-        self.mean, self.cov = weighted_moments(x, weights, self.unbiased)
+        self._set_stats(scatter_stats(x, weights))
         return {}
+
+    def fit_more(self, x: np.ndarray, weights: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Refit on the previous training set plus x, from the sufficient statistics (what
+        `accumulate` asks, in O(batch) instead of O(pool))."""
+        self._set_stats(
+            merge_stats((self.count, self.mean, self.scatter), scatter_stats(x, weights))
+        )
+        return {}
+
+    def _set_stats(self, stats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        self.count, self.mean, self.scatter = stats
+        self.cov = covariance(self.count, self.scatter, self.unbiased)
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         r, d = self.mean.shape
@@ -98,7 +140,8 @@ class GaussianModel:
         self.mean, self.cov = mean, second - mean[:, :, None] * mean[:, None, :]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "cov": self.cov}
+        return {"mean": self.mean, "cov": self.cov, "count": self.count, "scatter": self.scatter}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.cov = np.asarray(state["mean"]), np.asarray(state["cov"])
+        self.count, self.scatter = np.asarray(state["count"]), np.asarray(state["scatter"])
