@@ -73,7 +73,7 @@ def _loop(
     if checkpoint is not None:
         generation, saved = checkpoint
         model.load_state_dict(saved["model"])
-        state = saved["scheme"]
+        state = SchemeState(**saved["scheme"])
         start = generation + 1
     n_syn = synthetic_count(cfg.scheme, cfg.data.n_real)
     lam = (
@@ -105,7 +105,11 @@ def _loop(
         metrics = _metrics(plan, real, test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
         store.commit_generation(
-            run_id, t, metrics, {"model": model.state_dict(), "scheme": state}, _snapshot(plan, t)
+            run_id,
+            t,
+            metrics,
+            {"model": model.state_dict(), "scheme": vars(state)},
+            _snapshot(plan, t),
         )
         if on_generation is not None:
             on_generation(t)
