@@ -175,27 +175,30 @@ class Store:
         return db, mode == "ro"
 
     def _prepare(self) -> None:
-        """Check the schema version: create a new store, migrate an old one, refuse a newer one."""
-        if not self._readonly:
-            self._exec("PRAGMA journal_mode=WAL")
-            self._exec("PRAGMA synchronous=NORMAL")
-        version = self._version()
-        if version == SCHEMA_VERSION:
-            return self._check_tables()
+        """Check the schema version: create a new store, migrate an old one, refuse a newer one.
+
+        Nothing is written before the file is known to be a store (or empty)."""
+        version, tables = self._version(), self._tables()
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"{self.path}: store schema version {version}, this selfconsume reads"
                 f" {SCHEMA_VERSION}; upgrade selfconsume to open it"
             )
-        if self._readonly:
+        if (version or tables) and not set(TABLES) <= tables:
+            raise ConfigError(f"{self.path}: an SQLite file but not a selfconsume store")
+        if version < SCHEMA_VERSION and self._readonly:
             raise ConfigError(
                 f"{self.path}: store schema version {version}, this selfconsume reads"
                 f" {SCHEMA_VERSION}; the file is read-only, so it cannot be migrated"
             )
-        with self._transaction():
-            if self._version() == version:  # another process may have migrated it meanwhile
-                self._migrate()
-        self._check_tables()
+        if self._readonly:
+            return
+        self._exec("PRAGMA journal_mode=WAL")
+        self._exec("PRAGMA synchronous=NORMAL")
+        if version < SCHEMA_VERSION:
+            with self._transaction():
+                if self._version() == version:  # another process may have migrated it meanwhile
+                    self._migrate(bool(tables))
 
     def _version(self) -> int:
         return self._exec("PRAGMA user_version").fetchone()[0]
@@ -203,24 +206,17 @@ class Store:
     def _tables(self) -> set[str]:
         return {r for (r,) in self._exec("SELECT name FROM sqlite_master WHERE type='table'")}
 
-    def _migrate(self) -> None:
-        tables = self._tables()
-        if not tables:
+    def _migrate(self, existing: bool) -> None:
+        """Create the tables of a new store, or add to a version-0 store the columns it lacks."""
+        if not existing:
             for create in TABLES.values():
                 self._exec(create)
-        elif set(TABLES) <= tables:  # version 0: add the columns version 1 introduced
-            for table, columns in ADDED_COLUMNS.items():
-                have = {row[1] for row in self._exec(f"PRAGMA table_info({table})")}
-                for column in columns:
-                    if column.split()[0] not in have:
-                        self._exec(f"ALTER TABLE {table} ADD COLUMN {column}")
-        else:
-            raise ConfigError(f"{self.path}: an SQLite file but not a selfconsume store")
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self._exec(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in have:
+                    self._exec(f"ALTER TABLE {table} ADD COLUMN {column}")
         self._exec(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    def _check_tables(self) -> None:
-        if not set(TABLES) <= self._tables():
-            raise ConfigError(f"{self.path}: an SQLite file but not a selfconsume store")
 
     # --- leases ----------------------------------------------------------------------------
 
