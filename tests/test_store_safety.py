@@ -319,6 +319,10 @@ def test_a_reader_never_creates_a_store(tmp_path):
     with pytest.raises(ConfigError, match="no such store"):
         Store.open_existing(path)
     assert not path.exists()
+    path.touch()
+    with pytest.raises(ConfigError, match="no such store"):
+        Store.open_existing(path)
+    assert path.stat().st_size == 0
 
 
 def test_a_read_only_store_is_refused_to_writers_and_open_to_readers(tmp_path, monkeypatch):
@@ -330,6 +334,7 @@ def test_a_read_only_store_is_refused_to_writers_and_open_to_readers(tmp_path, m
     reader = Store.open_existing(path)
     (record,) = reader.runs()
     assert record.generations_done == STOP + 1
+    assert reader.load_checkpoint(record.run_id)[0] == STOP  # reading writes nothing
     reader.close()
 
 

@@ -128,9 +128,10 @@ class Store:
         self.artifacts = self.path.with_name(self.path.stem + "_artifacts")
         self.lease_timeout = lease_timeout
         self._token = secrets.token_hex(8)
+        self._leased = False  # whether close() has leases to release
         self._db, self._readonly = self._connect(create)
         try:
-            self._prepare()
+            self._prepare(create)
         except BaseException:
             self._db.close()
             raise
@@ -147,10 +148,11 @@ class Store:
 
     def close(self) -> None:
         """Release the leases this Store holds (their runs stay resumable) and close the file."""
-        with contextlib.suppress(sqlite3.Error):  # read-only or damaged: no lease of ours there
-            self._db.execute(
-                "UPDATE runs SET owner=NULL, heartbeat=NULL WHERE owner=?", (self.owner,)
-            )
+        if self._leased:
+            with contextlib.suppress(sqlite3.Error):  # a damaged file: nothing left to release
+                self._db.execute(
+                    "UPDATE runs SET owner=NULL, heartbeat=NULL WHERE owner=?", (self.owner,)
+                )
         self._db.close()
 
     # --- opening ---------------------------------------------------------------------------
@@ -174,7 +176,7 @@ class Store:
             raise ConfigError(f"{path}: cannot open the store ({exc})") from None
         return db, mode == "ro"
 
-    def _prepare(self) -> None:
+    def _prepare(self, create: bool) -> None:
         """Check the schema version: create a new store, migrate an old one, refuse a newer one.
 
         Nothing is written before the file is known to be a store (or empty)."""
@@ -186,6 +188,8 @@ class Store:
             )
         if (version or tables) and not set(TABLES) <= tables:
             raise ConfigError(f"{self.path}: an SQLite file but not a selfconsume store")
+        if not (create or tables):
+            raise ConfigError(f"{self.path}: no such store (the file is empty)")
         if version < SCHEMA_VERSION and self._readonly:
             raise ConfigError(
                 f"{self.path}: store schema version {version}, this selfconsume reads"
@@ -243,6 +247,7 @@ class Store:
                     " finished_at=NULL, owner=?, heartbeat=? WHERE run_id=?",
                     (self.owner, time.time(), run_id),
                 )
+                self._leased = True
         return self.run(run_id)
 
     def heartbeat(self, run_id: str) -> None:
@@ -304,7 +309,7 @@ class Store:
         """Write a generation's files, then its metrics, artifacts and progress in one transaction.
 
         `pool_batch` is this generation's addition to an accumulating scheme's synthetic pool
-        (e.g. {"x": (R, m, d), "w": (R, m)}), stored once and never deleted (`load_pool`). A scheme
+        (e.g. {"x": (R, m, d), "w": (R, m)}), written once and never pruned (`load_pool`). A scheme
         with a pool commits a batch at every generation from its first one on."""
         folder = self.artifacts / run_id
         folder.mkdir(parents=True, exist_ok=True)
@@ -354,6 +359,13 @@ class Store:
 
     def _rewind(self, run_id: str, start: int) -> None:
         """Forget generations >= start (they will be recomputed), so the run's rows agree."""
+        stale = self._exec(
+            "SELECT EXISTS(SELECT 1 FROM metrics WHERE run_id=?1 AND generation>=?2)"
+            " OR EXISTS(SELECT 1 FROM artifacts WHERE run_id=?1 AND generation>=?2)",
+            (run_id, start),
+        ).fetchone()[0]
+        if not stale:
+            return
         with self._transaction():
             self._exec("DELETE FROM metrics WHERE run_id=? AND generation>=?", (run_id, start))
             stale = self._drop_artifacts("run_id=? AND generation>=?", (run_id, start))
