@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class RunFailed(RuntimeError):
     """A run stopped inside the loop (for example a NaN loss); the store records the reason."""
+
+
+class RunBusy(Exception):
+    """Another live process holds the run's lease: the caller skips the run (not a failure)."""

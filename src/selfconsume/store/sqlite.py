@@ -1,18 +1,34 @@
 """The embedded store: one SQLite file plus an artifact folder beside it.
 
-Tables: `runs` (one row per run, keyed by the hash of its resolved config), `metrics` (one row per
-(run, generation, metric) holding a float64 array over replicates) and `artifacts` (checkpoint and
-sample files, by run and generation). A generation commits in one transaction, after its files are
-in place, so a killed run resumes after its last committed generation.
+Tables: `runs` (one row per run, keyed by the hash of its resolved config, with its lease),
+`metrics` (one row per (run, generation, metric) holding a float64 array over replicates) and
+`artifacts` (checkpoint, sample and pool files by run and generation, with their SHA-256). A
+generation commits in one transaction, after its files are in place, so a killed run resumes after
+its last committed generation.
+
+Nothing in a store executes: checkpoints use `store.checkpoint` (no pickle), and an artifact path
+that resolves outside the artifact folder is refused. The last KEEP_CHECKPOINTS checkpoints of a
+run are kept, so a damaged newest one costs one generation; pool batches are never deleted.
+
+A run being computed holds a lease (owner `host:pid:token`, heartbeat in Unix seconds). It expires
+when the owner's process is gone (same host) or its heartbeat is older than `lease_timeout`; a
+loop whose generations take longer should call `heartbeat` inside them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
+import logging
 import os
-import pickle
+import secrets
+import socket
 import sqlite3
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,34 +37,56 @@ from typing import Any
 import numpy as np
 
 from selfconsume.config import Config
+from selfconsume.errors import ConfigError, RunBusy
+from selfconsume.store.checkpoint import CheckpointError, from_bytes, to_bytes
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    config_json TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    generations_done INTEGER NOT NULL DEFAULT 0,
-    replicates INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    generation INTEGER NOT NULL,
-    metric TEXT NOT NULL,
-    value BLOB NOT NULL,
-    PRIMARY KEY (run_id, generation, metric)
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL REFERENCES runs(run_id),
-    generation INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    path TEXT NOT NULL,
-    PRIMARY KEY (run_id, generation, kind)
-);
-"""
+SCHEMA_VERSION = 1
+"""0: the unversioned store before leases (migrated by adding columns); 1: leases, tracebacks,
+checksums, npz checkpoints and pool batches."""
+KEEP_CHECKPOINTS = 2
+LEASE_TIMEOUT = 600.0
+FINAL_STATUSES = ("done", "failed", "interrupted")
+HOST = socket.gethostname()
+
+TABLES = {
+    "runs": """CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        config_json TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT,
+        generations_done INTEGER NOT NULL DEFAULT 0,
+        replicates INTEGER NOT NULL,
+        owner TEXT,
+        heartbeat REAL,
+        traceback TEXT)""",
+    "metrics": """CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        generation INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (run_id, generation, metric))""",
+    "artifacts": """CREATE TABLE artifacts (
+        run_id TEXT NOT NULL REFERENCES runs(run_id),
+        generation INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT,
+        PRIMARY KEY (run_id, generation, kind))""",
+}
+ADDED_COLUMNS = {
+    "runs": ("owner TEXT", "heartbeat REAL", "traceback TEXT"),
+    "artifacts": ("sha256 TEXT",),
+}
+"""Columns that version 1 added to a version-0 store (the whole migration)."""
+RUN_COLUMNS = (
+    "run_id, name, config_json, status, error, created_at, finished_at, generations_done,"
+    " replicates, traceback, owner, heartbeat"
+)
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -60,47 +98,204 @@ class RunRecord:
     run_id: str
     name: str
     config: dict[str, Any]
-    status: str
+    status: str  # running | done | failed | interrupted
     error: str | None
     created_at: str
     finished_at: str | None
     generations_done: int
     replicates: int
+    traceback: str | None = None
+    owner: str | None = None  # the lease holder while a process computes the run
+    heartbeat: float | None = None
 
 
 class Store:
-    """Read and write runs, metric arrays and artifacts. Safe for several processes (WAL)."""
+    """Read and write runs, metric arrays and artifacts. Safe for several processes (WAL, leases).
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    `Store(path)` creates the store if needed; `Store.open_existing(path)` is for readers and
+    raises ConfigError when there is no store at `path`. Any unusable path (a directory, a
+    read-only or corrupt file, another program's database, a newer schema) is a one-line
+    ConfigError naming it."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        lease_timeout: float = LEASE_TIMEOUT,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.artifacts = self.path.with_name(self.path.stem + "_artifacts")
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self.lease_timeout = lease_timeout
+        self._token = secrets.token_hex(8)
+        self._leased = False  # whether close() has leases to release
+        self._db, self._readonly = self._connect(create)
+        try:
+            self._prepare(create)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str]) -> Store:
+        """Open a store for reading: never creates one (ConfigError "no such store")."""
+        return cls(path, create=False)
+
+    @property
+    def owner(self) -> str:
+        """This Store's lease identity, `host:pid:token` (the pid is read now, so forks differ)."""
+        return f"{HOST}:{os.getpid()}:{self._token}"
 
     def close(self) -> None:
+        """Release the leases this Store holds (their runs stay resumable) and close the file."""
+        if self._leased:
+            with contextlib.suppress(sqlite3.Error):  # a damaged file: nothing left to release
+                self._db.execute(
+                    "UPDATE runs SET owner=NULL, heartbeat=NULL WHERE owner=?", (self.owner,)
+                )
         self._db.close()
 
-    # --- writing ---------------------------------------------------------------------------
+    # --- opening ---------------------------------------------------------------------------
+
+    def _connect(self, create: bool) -> tuple[sqlite3.Connection, bool]:
+        path = self.path
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a store file")
+        if not create and not path.exists():
+            raise ConfigError(f"{path}: no such store")
+        writable = not path.exists() or os.access(path, os.W_OK)
+        if create and not writable:
+            raise ConfigError(f"{path}: the store file is read-only; a run needs to write to it")
+        try:
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            mode = "rwc" if create else ("rw" if writable else "ro")
+            uri = f"{path.resolve().as_uri()}?mode={mode}"
+            db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"{path}: cannot open the store ({exc})") from None
+        return db, mode == "ro"
+
+    def _prepare(self, create: bool) -> None:
+        """Check the schema version: create a new store, migrate an old one, refuse a newer one.
+
+        Nothing is written before the file is known to be a store (or empty)."""
+        version, tables = self._version(), self._tables()
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{self.path}: store schema version {version}, this selfconsume reads"
+                f" {SCHEMA_VERSION}; upgrade selfconsume to open it"
+            )
+        if (version or tables) and not set(TABLES) <= tables:
+            raise ConfigError(f"{self.path}: an SQLite file but not a selfconsume store")
+        if not (create or tables):
+            raise ConfigError(f"{self.path}: no such store (the file is empty)")
+        if version < SCHEMA_VERSION and self._readonly:
+            raise ConfigError(
+                f"{self.path}: store schema version {version}, this selfconsume reads"
+                f" {SCHEMA_VERSION}; the file is read-only, so it cannot be migrated"
+            )
+        if self._readonly:
+            return
+        self._exec("PRAGMA journal_mode=WAL")
+        self._exec("PRAGMA synchronous=NORMAL")
+        if version < SCHEMA_VERSION:
+            with self._transaction():
+                if self._version() == version:  # another process may have migrated it meanwhile
+                    self._migrate(bool(tables))
+
+    def _version(self) -> int:
+        return self._exec("PRAGMA user_version").fetchone()[0]
+
+    def _tables(self) -> set[str]:
+        return {r for (r,) in self._exec("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _migrate(self, existing: bool) -> None:
+        """Create the tables of a new store, or add to a version-0 store the columns it lacks."""
+        if not existing:
+            for create in TABLES.values():
+                self._exec(create)
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row[1] for row in self._exec(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in have:
+                    self._exec(f"ALTER TABLE {table} ADD COLUMN {column}")
+        self._exec(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # --- leases ----------------------------------------------------------------------------
 
     def begin_run(self, cfg: Config) -> RunRecord:
-        """Register a run (or find it again); a failed or interrupted run is set back to running."""
+        """Register a run (or find it again) and take its lease unless it is done.
+
+        A failed or interrupted run is set back to running. RunBusy if another live process holds
+        the lease; a dead holder's lease is taken over."""
         run_id = cfg.run_id
         config_json = json.dumps(cfg.model_dump(mode="json", exclude={"sweep", "quick"}))
-        self._db.execute(
-            "INSERT OR IGNORE INTO runs (run_id, name, config_json, status, created_at, replicates)"
-            " VALUES (?, ?, ?, 'running', ?, ?)",
-            (run_id, cfg.name, config_json, _now(), cfg.replicates),
-        )
-        record = self.run(run_id)
-        if record.status != "done":
-            self._db.execute(
-                "UPDATE runs SET status='running', error=NULL, finished_at=NULL WHERE run_id=?",
-                (run_id,),
+        with self._transaction():
+            self._exec(
+                "INSERT OR IGNORE INTO runs (run_id, name, config_json, status, created_at,"
+                " replicates) VALUES (?, ?, ?, 'running', ?, ?)",
+                (run_id, cfg.name, config_json, _now(), cfg.replicates),
             )
-        return record
+            status, owner, beat = self._exec(
+                "SELECT status, owner, heartbeat FROM runs WHERE run_id=?", (run_id,)
+            ).fetchone()
+            if status != "done":
+                self._check_lease(run_id, owner, beat)
+                self._exec(
+                    "UPDATE runs SET status='running', error=NULL, traceback=NULL,"
+                    " finished_at=NULL, owner=?, heartbeat=? WHERE run_id=?",
+                    (self.owner, time.time(), run_id),
+                )
+                self._leased = True
+        return self.run(run_id)
+
+    def heartbeat(self, run_id: str) -> None:
+        """Refresh this Store's lease on a run; RunBusy if another process has taken it over."""
+        with self._transaction():
+            self._owned(run_id)
+
+    def finish_run(
+        self, run_id: str, status: str, error: str | None = None, traceback: str | None = None
+    ) -> None:
+        """Record a run's end (done, failed or interrupted, with a reason) and release its lease."""
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"finish_run: status {status!r} is not one of {FINAL_STATUSES}")
+        with self._transaction():
+            self._owned(run_id)
+            self._exec(
+                "UPDATE runs SET status=?, error=?, traceback=?, finished_at=?, owner=NULL,"
+                " heartbeat=NULL WHERE run_id=?",
+                (status, error, traceback, _now(), run_id),
+            )
+
+    def _check_lease(self, run_id: str, owner: str | None, beat: float | None) -> None:
+        if owner is None or owner == self.owner or not self._alive(owner, beat):
+            return
+        age = time.time() - (beat or 0.0)
+        raise RunBusy(f"run {run_id} is being computed by {owner} (heartbeat {age:.0f} s ago)")
+
+    def _alive(self, owner: str, beat: float | None) -> bool:
+        """A lease is live while its holder's heartbeat is recent and, on this host, its pid runs."""
+        host, _, rest = owner.partition(":")
+        pid = rest.partition(":")[0]
+        if host == HOST and not (pid.isdigit() and _pid_alive(int(pid))):
+            return False
+        return beat is not None and time.time() - beat < self.lease_timeout
+
+    def _owned(self, run_id: str) -> None:
+        """Inside a transaction: RunBusy unless the lease is ours or free; refresh ours."""
+        row = self._exec("SELECT owner, heartbeat FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(run_id)
+        if row[0] not in (None, self.owner):
+            raise RunBusy(f"run {run_id}: lease lost to {row[0]}; this process stops writing it")
+        self._exec(
+            "UPDATE runs SET heartbeat=? WHERE run_id=? AND owner=?",
+            (time.time(), run_id, self.owner),
+        )
+
+    # --- writing ---------------------------------------------------------------------------
 
     def commit_generation(
         self,
@@ -111,132 +306,249 @@ class Store:
         samples: np.ndarray | None = None,
         pool_batch: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write a generation's files, then its metrics and progress in one transaction.
+        """Write a generation's files, then its metrics, artifacts and progress in one transaction.
 
-        `pool_batch` (an accumulating scheme's synthetic batch) is written once and kept."""
+        `pool_batch` is this generation's addition to an accumulating scheme's synthetic pool
+        (e.g. {"x": (R, m, d), "w": (R, m)}), written once and never pruned (`load_pool`). A scheme
+        with a pool commits a batch at every generation from its first one on."""
         folder = self.artifacts / run_id
         folder.mkdir(parents=True, exist_ok=True)
-        files = {"checkpoint": folder / f"checkpoint_{generation:05d}.pkl"}
-        _atomic_write(files["checkpoint"], pickle.dumps(checkpoint, protocol=5))
-        if pool_batch is not None:
-            files["pool"] = folder / f"pool_{generation:05d}.pkl"
-            _atomic_write(files["pool"], pickle.dumps(pool_batch, protocol=5))
+        files = {
+            "checkpoint": _write(folder / f"checkpoint_{generation:05d}.npz", to_bytes(checkpoint))
+        }
         if samples is not None:
-            files["samples"] = folder / f"samples_{generation:05d}.npy"
-            _atomic_write(files["samples"], _npy_bytes(samples))
+            files["samples"] = _write(folder / f"samples_{generation:05d}.npy", _npy_bytes(samples))
+        if pool_batch is not None:
+            files["pool"] = _write(
+                folder / f"pool_{generation:05d}.npz", to_bytes(dict(pool_batch))
+            )
         rows = [
             (run_id, generation, name, np.ascontiguousarray(v, dtype=np.float64).tobytes())
             for name, v in metrics.items()
         ]
         with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
-            self._db.executemany(
-                "INSERT OR REPLACE INTO artifacts VALUES (?, ?, ?, ?)",
+            self._owned(run_id)
+            self._executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)", rows)
+            self._executemany(
+                "INSERT OR REPLACE INTO artifacts (run_id, generation, kind, path, sha256)"
+                " VALUES (?, ?, ?, ?, ?)",
                 [
-                    (run_id, generation, k, str(p.relative_to(self.artifacts)))
-                    for k, p in files.items()
+                    (run_id, generation, kind, str(path.relative_to(self.artifacts)), digest)
+                    for kind, (path, digest) in files.items()
                 ],
             )
-            self._db.execute(
+            self._exec(
                 "UPDATE runs SET generations_done=? WHERE run_id=?", (generation + 1, run_id)
             )
-            previous = self._db.execute(
-                "SELECT path FROM artifacts WHERE run_id=? AND kind='checkpoint' AND generation<?",
-                (run_id, generation),
-            ).fetchall()
-            self._db.execute(
-                "DELETE FROM artifacts WHERE run_id=? AND kind='checkpoint' AND generation<?",
-                (run_id, generation),
+            stale = self._drop_artifacts(
+                "run_id=? AND kind='checkpoint' AND generation<=?",
+                (run_id, generation - KEEP_CHECKPOINTS),
             )
-        for (path,) in previous:
-            (self.artifacts / path).unlink(missing_ok=True)
+        self._unlink(stale)
 
-    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        self._db.execute(
-            "UPDATE runs SET status=?, error=?, finished_at=? WHERE run_id=?",
-            (status, error, _now(), run_id),
-        )
+    def _drop_artifacts(self, where: str, args: Sequence[Any]) -> list[str]:
+        """Inside a transaction: delete artifact rows, returning their paths for `_unlink`."""
+        paths = [p for (p,) in self._exec(f"SELECT path FROM artifacts WHERE {where}", args)]
+        self._exec(f"DELETE FROM artifacts WHERE {where}", args)
+        return paths
+
+    def _unlink(self, paths: list[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(CheckpointError):  # never touch a path outside the folder
+                self._artifact_path(path).unlink(missing_ok=True)
+
+    def _rewind(self, run_id: str, start: int) -> None:
+        """Forget generations >= start (they will be recomputed), so the run's rows agree."""
+        stale = self._exec(
+            "SELECT EXISTS(SELECT 1 FROM metrics WHERE run_id=?1 AND generation>=?2)"
+            " OR EXISTS(SELECT 1 FROM artifacts WHERE run_id=?1 AND generation>=?2)",
+            (run_id, start),
+        ).fetchone()[0]
+        if not stale:
+            return
+        with self._transaction():
+            self._exec("DELETE FROM metrics WHERE run_id=? AND generation>=?", (run_id, start))
+            stale = self._drop_artifacts("run_id=? AND generation>=?", (run_id, start))
+            self._exec(
+                "UPDATE runs SET generations_done=MIN(generations_done, ?) WHERE run_id=?",
+                (start, run_id),
+            )
+        self._unlink(stale)
 
     # --- reading ---------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunRecord:
-        row = self._db.execute(
-            "SELECT run_id, name, config_json, status, error, created_at, finished_at,"
-            " generations_done, replicates FROM runs WHERE run_id=?",
-            (run_id,),
-        ).fetchone()
+        row = self._exec(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
         return RunRecord(row[0], row[1], json.loads(row[2]), *row[3:])
 
     def runs(self, name: str | None = None) -> list[RunRecord]:
         query = "SELECT run_id FROM runs" + (" WHERE name=?" if name else "") + " ORDER BY rowid"
-        return [self.run(r) for (r,) in self._db.execute(query, (name,) if name else ())]
+        return [self.run(r) for (r,) in self._exec(query, (name,) if name else ()).fetchall()]
 
     def progress(self) -> dict[str, tuple[int, str]]:
         """generations_done and status of every run (polled for progress bars)."""
-        rows = self._db.execute("SELECT run_id, generations_done, status FROM runs")
+        rows = self._exec("SELECT run_id, generations_done, status FROM runs")
         return {r: (g, s) for r, g, s in rows}
 
-    def load_checkpoint(self, run_id: str) -> tuple[int, dict[str, Any]] | None:
-        row = self._db.execute(
-            "SELECT generation, path FROM artifacts WHERE run_id=? AND kind='checkpoint'"
-            " ORDER BY generation DESC LIMIT 1",
+    def load_checkpoint(self, run_id: str) -> tuple[int, Any] | None:
+        """The newest readable checkpoint of a run, as (generation, payload), or None.
+
+        A missing, truncated, tampered or out-of-folder checkpoint (or a damaged pool batch before
+        it) is logged in one line and an older kept one is tried; with none left the run restarts
+        at generation 0. The run is rewound to the generation after the one returned."""
+        rows = self._exec(
+            "SELECT generation, path, sha256 FROM artifacts WHERE run_id=? AND kind='checkpoint'"
+            " ORDER BY generation DESC",
             (run_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return row[0], pickle.loads((self.artifacts / row[1]).read_bytes())
+        ).fetchall()
+        for generation, path, digest in rows:
+            try:
+                payload = from_bytes(self._read(path, digest))
+                self._check_pool(run_id, generation)
+            except CheckpointError as exc:
+                log.warning(
+                    "%s: run %s, generation %d: checkpoint not loaded (%s); resuming earlier",
+                    self.artifacts / path,
+                    run_id,
+                    generation,
+                    exc,
+                )
+                continue
+            self._rewind(run_id, generation + 1)
+            return generation, payload
+        self._rewind(run_id, 0)
+        return None
 
     def load_pool(self, run_id: str, upto_generation: int) -> list[dict[str, np.ndarray]]:
-        """The pool batches of generations <= upto_generation, in generation order."""
-        rows = self._db.execute(
-            "SELECT path FROM artifacts WHERE run_id=? AND kind='pool' AND generation<=?"
-            " ORDER BY generation",
-            (run_id, upto_generation),
-        ).fetchall()
-        return [pickle.loads((self.artifacts / p).read_bytes()) for (p,) in rows]
+        """The run's pool batches of generations <= upto_generation, in generation order."""
+        batches = []
+        for generation, path, digest in self._pool_rows(run_id, upto_generation):
+            try:
+                batches.append(from_bytes(self._read(path, digest)))
+            except CheckpointError as exc:
+                raise ConfigError(
+                    f"{self.artifacts / path}: pool batch of run {run_id} generation {generation}"
+                    f" unreadable ({exc})"
+                ) from None
+        return batches
 
     def metric_arrays(self, run_id: str) -> Iterator[tuple[int, str, np.ndarray]]:
         """(generation, metric, values over replicates) for one run, by generation."""
-        rows = self._db.execute(
+        rows = self._exec(
             "SELECT generation, metric, value FROM metrics WHERE run_id=? ORDER BY generation, metric",
             (run_id,),
-        )
+        ).fetchall()
         for generation, metric, blob in rows:
             yield generation, metric, np.frombuffer(blob, dtype=np.float64)
 
     def samples(self, run_id: str) -> dict[int, np.ndarray]:
-        """The stored sample snapshots of a run, by generation."""
-        rows = self._db.execute(
-            "SELECT generation, path FROM artifacts WHERE run_id=? AND kind='samples'", (run_id,)
-        )
-        return {g: np.load(self.artifacts / p) for g, p in rows}
+        """The stored sample snapshots of a run, by generation (ConfigError if one is damaged)."""
+        rows = self._exec(
+            "SELECT generation, path, sha256 FROM artifacts WHERE run_id=? AND kind='samples'",
+            (run_id,),
+        ).fetchall()
+        out = {}
+        for generation, path, digest in rows:
+            try:
+                out[generation] = np.load(io.BytesIO(self._read(path, digest)), allow_pickle=False)
+            except (CheckpointError, ValueError, OSError, EOFError) as exc:
+                raise ConfigError(f"{self.artifacts / path}: unreadable samples ({exc})") from None
+        return out
+
+    def _pool_rows(self, run_id: str, upto: int) -> list[tuple[int, str, str | None]]:
+        return self._exec(
+            "SELECT generation, path, sha256 FROM artifacts WHERE run_id=? AND kind='pool'"
+            " AND generation<=? ORDER BY generation",
+            (run_id, upto),
+        ).fetchall()
+
+    def _check_pool(self, run_id: str, generation: int) -> None:
+        """CheckpointError unless the pool batches up to `generation` are all there and intact."""
+        rows = self._pool_rows(run_id, generation)
+        if rows and [g for g, _, _ in rows] != list(range(rows[0][0], generation + 1)):
+            raise CheckpointError(f"pool batches up to generation {generation} are incomplete")
+        for _, path, digest in rows:
+            self._read(path, digest)
+
+    def _read(self, path: str, digest: str | None) -> bytes:
+        """An artifact's bytes, checked against its recorded SHA-256 (CheckpointError if not)."""
+        try:
+            data = self._artifact_path(path).read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"{type(exc).__name__}: {exc.strerror}") from None
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
+            raise CheckpointError("checksum mismatch: the file was truncated or altered")
+        return data
+
+    def _artifact_path(self, path: str) -> Path:
+        """The file an artifact row names, refused unless it lies inside the artifact folder."""
+        full = (self.artifacts / path).resolve()
+        if Path(path).is_absolute() or not full.is_relative_to(self.artifacts.resolve()):
+            raise CheckpointError(f"path {path!r} lies outside {self.artifacts}; refused")
+        return full
+
+    # --- SQL -------------------------------------------------------------------------------
+
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: unusable store ({exc})") from None
+
+    def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{self.path}: unusable store ({exc})") from None
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (leases rely on the write lock)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.store._exec("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is None:
+            self.store._exec("COMMIT")
+        elif self.store._db.in_transaction:
+            self.store._db.execute("ROLLBACK")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def _write(path: Path, data: bytes) -> tuple[Path, str]:
+    """Write `path` atomically through a uniquely named temporary file; return it and its SHA-256."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path, hashlib.sha256(data).hexdigest()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
-    np.save(buf, array)
+    np.save(buf, array, allow_pickle=False)
     return buf.getvalue()
