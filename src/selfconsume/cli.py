@@ -113,10 +113,12 @@ def runs(store: StoreOpt = DEFAULT_STORE) -> None:
     """List the runs in the store with their status."""
     from selfconsume.store.sqlite import Store
 
-    if not store.exists():
-        raise _bad_input(f"{store}: no such store")
+    try:
+        records = Store.open_existing(store).runs()
+    except ConfigError as exc:
+        raise _bad_input(str(exc)) from None
     table = Table("run_id", "name", "status", "generations", "replicates", "created", "error")
-    for r in Store(store).runs():
+    for r in records:
         table.add_row(
             r.run_id,
             r.name,

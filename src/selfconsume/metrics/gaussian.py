@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import sqrtm
 
 from selfconsume.data.base import HasMoments as SourceMoments
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
@@ -19,7 +18,8 @@ def gaussian_w2_sq(
     shift = ((mean - true_mean) ** 2).sum(-1)
     if mean.shape[-1] == 1:
         return shift + (np.sqrt(cov[:, 0, 0]) - np.sqrt(true_cov[0, 0])) ** 2
-    root0 = np.real(sqrtm(true_cov))
+    w, v = np.linalg.eigh(true_cov)  # symmetric square root of the truth's covariance
+    root0 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     inner = root0 @ cov @ root0
     eig = np.clip(np.linalg.eigvalsh(inner), 0, None)
     bures = np.trace(cov, axis1=1, axis2=2) + np.trace(true_cov) - 2 * np.sqrt(eig).sum(-1)
