@@ -13,7 +13,7 @@ from selfconsume.errors import ConfigError
 from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import MODELS
 from selfconsume.rewards.base import REWARDS, Reward, build_reward
-from selfconsume.seeding import Streams
+from selfconsume.seeding import Streams, arm_key
 
 
 @dataclass
@@ -65,7 +65,7 @@ def build(cfg: Config) -> Plan:
     """Instantiate the data source, the model family and the reward of a run."""
     entry = DATA.get(cfg.data.kind)
     source = entry.obj(DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params"))
-    streams = Streams(cfg.seed)
+    streams = Streams(cfg.seed, arm_key(cfg))
     model_entry = MODELS.get(cfg.model.kind)
     params = MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
     model = model_entry.obj(params, dim=source.dim, replicates=cfg.replicates, streams=streams)

@@ -15,7 +15,7 @@ import numpy as np
 
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunFailed
-from selfconsume.loop.curation import curate
+from selfconsume.loop.curation import curate, require_kept
 from selfconsume.loop.schemes import SchemeState, build_training_set, synthetic_count
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.plan import Plan, build
@@ -57,7 +57,7 @@ def run_config(
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
     cfg = plan.cfg
     return plan.source.sample(
-        cfg.replicates, cfg.data.n_real, plan.streams.numpy("real", generation)
+        cfg.replicates, cfg.data.n_real, plan.streams.per_replicate("real", generation)
     )
 
 
@@ -66,7 +66,7 @@ def _loop(
 ) -> None:
     cfg, model, streams = plan.cfg, plan.model, plan.streams
     real = _real_set(plan, 0)
-    test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.numpy("test", 0))
+    test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.per_replicate("test", 0))
     state = SchemeState()
     start = 0
     checkpoint = store.load_checkpoint(run_id)
@@ -83,22 +83,26 @@ def _loop(
     )
     for t in range(start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
-        if t == 0:
+        if t == 0 and cfg.model.population:
+            model.population_start(real, plan.source)
+        elif t == 0:
             diagnostics = model.fit(real, None, 0, False)
         elif cfg.model.population:
-            model.population_step(real, lam, _population_curation(plan))
+            model.population_step(real, lam, _population_curation(plan), plan.source)
         else:
             if cfg.scheme.kind == "fresh":
                 real = _real_set(plan, t)
             synthetic, weights = curate(
-                lambda m, t=t: model.sample(m, streams.numpy("synthetic", t), t),
+                lambda m, t=t: model.sample(m, streams.per_replicate("synthetic", t), t),
                 n_syn,
                 cfg.curation,
                 plan.reward,
-                streams.numpy("curation", t),
+                streams.per_replicate("curation", t),
             )
+            if cfg.scheme.kind == "replace" and cfg.curation is not None:
+                require_kept(weights, cfg.curation, t)  # other schemes keep their real set
             x, w = build_training_set(
-                cfg.scheme, real, synthetic, weights, state, streams.numpy("scheme", t)
+                cfg.scheme, real, synthetic, weights, state, streams.per_replicate("scheme", t)
             )
             diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
@@ -159,5 +163,5 @@ def _snapshot(plan: Plan, t: int) -> np.ndarray | None:
         return None
     reps = min(SNAPSHOT_REPLICATES, plan.cfg.replicates)
     n = min(SNAPSHOT_POINTS, plan.cfg.data.n_test)
-    x = plan.model.sample(n, plan.streams.numpy("snapshot", t), t)
+    x = plan.model.sample(n, plan.streams.per_replicate("snapshot", t), t)
     return np.asarray(x[:reps])
