@@ -93,14 +93,16 @@ def test_population_update_moves_towards_real_fit():
 
     rng = np.random.default_rng(0)
     real = rng.normal(3.0, 2.0, size=(5, 40, 1))
-    model = GaussianModel(GaussianModelParams(estimator="mle"), 1, 5, Streams(0))
+    model = GaussianModel(
+        GaussianModelParams(estimator="mle", population_target="empirical"), 1, 5, Streams(0)
+    )
     model.mean[:] = -1.0
     model.cov[:] = 0.25
     real_mean, real_var = real.mean(1)[:, 0], real.var(1)[:, 0]
     expect = theory.population_mix_step(
         np.full(5, -1.0), np.full(5, 0.25), real_mean, real_var, 0.5
     )
-    model.population_step(real, 0.5, None)
+    model.population_step(real, 0.5, None, None)
     np.testing.assert_allclose(model.mean[:, 0], expect[0], rtol=1e-12)
     np.testing.assert_allclose(model.cov[:, 0, 0], expect[1], rtol=1e-12)
 
