@@ -73,7 +73,7 @@ class Config(_Strict):
     name: str = Field(min_length=1)
     seed: int = Field(default=0, ge=0)
     common_random_numbers: bool = False
-    """Arms of a sweep share their random streams (paired comparisons); else they are independent."""
+    """Arms of a sweep share their streams (paired comparisons); else they are independent."""
     replicates: int = Field(default=1, ge=1)
     generations: int = Field(default=10, ge=0)
     data: DataConfig

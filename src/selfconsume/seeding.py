@@ -1,10 +1,10 @@
-"""Random streams: every draw comes from a generator keyed by (master seed, arm, purpose, generation).
+"""Random streams: every draw comes from a generator keyed by (seed, arm, purpose, generation).
 
-A stream never depends on how many workers run a sweep or where a run resumed, so a resumed run ends
-with exactly the numbers of an uninterrupted one. The *arm* key makes the runs of a sweep independent
-(see `arm_key`); arm 0 gives every run with the same seed the same streams (common random numbers).
-Per-replicate draws (`Streams.per_replicate`) give replicate r the same numbers whatever the number of
-replicates, so adding replicates to a run never changes the ones it had.
+A stream never depends on how many workers run a sweep or where a run resumed, so a resumed run
+ends with exactly the numbers of an uninterrupted one. The *arm* key makes the runs of a sweep
+independent (see `arm_key`); arm 0 gives every run with one seed the same streams (common random
+numbers). Per-replicate draws (`Streams.per_replicate`) give replicate r the same numbers whatever
+the number of replicates, so adding replicates to a run never changes the ones it had.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from selfconsume.config import Config
 
 ARM_BLOCKS = ("data", "model", "scheme", "curation")
-"""The config blocks that name an arm: what is simulated, not how long, how often or what is measured."""
+"""The config blocks that name an arm: what is simulated, not how long or what is measured."""
 
 
 def _purpose_key(purpose: str) -> int:
@@ -30,13 +30,13 @@ def _purpose_key(purpose: str) -> int:
 
 
 def arm_key(cfg: Config) -> int:
-    """A stable 64-bit key of the run's data, model, scheme and curation blocks, or 0 when the config
-    asks for common random numbers.
+    """A stable 64-bit key of the run's data, model, scheme and curation blocks, or 0 when the
+    config asks for common random numbers.
 
     Generations, replicates, metrics and name are left out, so extending a run or adding a metric
     keeps its numbers, while two arms of a sweep (say the unbiased and the MLE estimator) draw
-    independent noise. With `common_random_numbers: true` all arms with one seed share their streams,
-    for paired comparisons."""
+    independent noise. With `common_random_numbers: true` all arms with one seed share their
+    streams, for paired comparisons."""
     if cfg.common_random_numbers:
         return 0
     blocks = cfg.model_dump(mode="json", include=set(ARM_BLOCKS))
@@ -103,8 +103,8 @@ class Streams:
         return np.random.Generator(np.random.SFC64(self.sequence(purpose, generation)))
 
     def per_replicate(self, purpose: str, generation: int) -> ReplicateRandom:
-        """Draws of shape (R, ...) for one purpose at one generation, replicate r's independent of R:
-        what every per-replicate draw (real and test sets, sampling, curation, schemes) uses."""
+        """Draws of shape (R, ...) for one purpose at one generation, replicate r's independent of
+        R: what every per-replicate draw (real and test sets, sampling, curation, schemes) uses."""
         return ReplicateRandom(self.sequence(purpose, generation))
 
     def torch(self, purpose: str, generation: int) -> torch.Generator:

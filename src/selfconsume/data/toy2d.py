@@ -149,7 +149,7 @@ class Checkerboard:
         return self.corners[k] + self.cell * rng.random((replicates, n, 2))
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Exact mean and covariance: uniform over the dark squares, each of covariance cell^2/12 I."""
+        """Exact mean and covariance: uniform over the dark squares (each cell^2 / 12 I inside)."""
         centres = self.corners + self.cell / 2
         weights = np.full(len(centres), 1.0 / len(centres))
         return mixture_moments(centres, weights, self.cell**2 / 12 * np.eye(2))

@@ -1,9 +1,9 @@
 """Discrete family: one categorical distribution over states 0..S-1 per replicate.
 
 Fit = (weighted) empirical frequencies, sample = multinomial counts in random order; the population
-update is exact (selfconsume.theory.curation), curation included, K = inf and beta = inf too. Population
-mode starts from and mixes with the source's exact probabilities (`population_target: exact`, the
-infinite-sample limit) or each replicate's real frequencies (`population_target: empirical`).
+update is exact (selfconsume.theory.curation), curation included, K = inf and beta = inf too.
+Population mode starts from and mixes with the source's exact probabilities (`population_target:
+exact`, the infinite-sample limit) or each replicate's real frequencies (`empirical`).
 """
 
 from __future__ import annotations

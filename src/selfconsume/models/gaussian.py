@@ -2,9 +2,9 @@
 
 The fit is closed form (weighted mean and covariance), with the `unbiased` (1/(n-1)) or `mle` (1/n)
 estimator of the talk's warm-up. The population update is the exact maximiser of
-E_data[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_data + lam p_t) / (1 + lam), with
-p_data the source's exact distribution (`population_target: exact`, the infinite-sample limit: only
-its mean and covariance matter) or the real set (`population_target: empirical`).
+E_data[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_data + lam p_t) / (1 + lam),
+with p_data the source's exact distribution (`population_target: exact`, the infinite-sample limit:
+only its mean and covariance matter) or the real set (`population_target: empirical`).
 """
 
 from __future__ import annotations

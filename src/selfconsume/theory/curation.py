@@ -13,13 +13,13 @@ independence of the X_j, writing S = sum_{j<K} w(X_j) and phi(s) = E_p[e^{-s w(X
 so H^K_p(x) = K int_0^inf w(x) e^{-s w(x)} phi(s)^{K-1} ds. On a discrete p, phi is a finite sum.
 With s = e^u the integrand becomes K g_x(u) phi(e^u)^{K-1}, g_x(u) = w(x) e^u exp(-w(x) e^u): a
 Gumbel-shaped bump centred at u = -log w(x), decaying like e^u on the left and doubly exponentially
-on the right; phi(e^u)^{K-1} is smooth and in [0, 1]. The trapezoidal rule on the whole line converges
-geometrically in 1/h for such analytic, rapidly decaying integrands, so a u-grid of step 1/16 covering
-every bump (40 e-folds of margin on its left, more by log K, 4 on its right) gives H to about machine
-precision, for all states and replicates at once. Everything is computed from log w = beta (r - max r)
-(w s = e^{log w + u}), and the grid is the union of the bumps' windows, so any beta works: the weights
-of states far below the best never underflow, and far-apart bumps leave gaps the grid skips. No Monte
-Carlo is involved.
+on the right; phi(e^u)^{K-1} is smooth and in [0, 1]. The trapezoidal rule on the whole line
+converges geometrically in 1/h for such analytic, rapidly decaying integrands, so a u-grid of step
+1/16 covering every bump (40 e-folds of margin on its left, more by log K, 4 on its right) gives H
+to about machine precision, for all states and replicates at once. Everything is computed from
+log w = beta (r - max r) (w s = e^{log w + u}), and the grid is the union of the bumps' windows, so
+any beta works: the weights of states far below the best never underflow, and far-apart bumps
+leave gaps the grid skips. No Monte Carlo is involved.
 
 As beta -> inf the kept sample is the best of the K candidates, ties split uniformly (`argmax_h`).
 
