@@ -23,12 +23,13 @@ class GaussianModelParams(Params):
     """What population mode takes as p_data: the source's `moments()`, or the real set's."""
 
 
-def weighted_moments(
-    x: np.ndarray, weights: np.ndarray | None, unbiased: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
+MomentStats = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Total weight (R,), mean (R, d) and centred scatter (R, d, d): what a Gaussian fit needs of a set."""
 
-    With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
+
+def moment_stats(x: np.ndarray, weights: np.ndarray | None) -> MomentStats:
+    """The (weighted) total, mean and centred scatter of x (R, n, d); 0/1-style weights drop
+    samples."""
     r, n, d = x.shape
     if weights is None:
         mean = x.mean(axis=1)
@@ -39,15 +40,44 @@ def weighted_moments(
             if d == 1
             else np.matmul(xc.transpose(0, 2, 1), xc)
         )
-    else:
-        count = weights.sum(axis=1)
-        if np.any(count <= int(unbiased)):
-            raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+        return count, mean, scatter
+    count = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a replicate of weight 0: mean NaN
         mean = np.einsum("rn,rnd->rd", weights, x) / count[:, None]
-        xc = x - mean[:, None, :]
-        scatter = np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
-    denom = count - 1.0 if unbiased else count
-    return mean, scatter / denom[:, None, None]
+    xc = x - mean[:, None, :]
+    return count, mean, np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
+
+
+def merge_stats(a: MomentStats, b: MomentStats) -> MomentStats:
+    """The stats of the union of two sets (Chan, Golub & LeVeque's pairwise update): the scatters
+    add, plus the between-means term n_a n_b / n (m_b - m_a)(m_b - m_a)^T."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n = na + nb
+    share = np.divide(nb, n, out=np.zeros_like(n), where=n > 0)
+    delta = np.where(nb[:, None] > 0, mb - ma, 0.0)
+    between = (na * share)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    return n, ma + share[:, None] * delta, sa + np.where(nb[:, None, None] > 0, sb, 0.0) + between
+
+
+def gaussian_from_stats(stats: MomentStats, unbiased: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance from the stats: scatter / (total - 1) (unbiased) or / total (MLE)."""
+    count, mean, scatter = stats
+    if np.any(count <= int(unbiased)):
+        raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+    return mean, scatter / (count - float(unbiased))[:, None, None]
+
+
+def weighted_moments(
+    x: np.ndarray, weights: np.ndarray | None, unbiased: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
+
+    With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
+    return gaussian_from_stats(moment_stats(x, weights), unbiased)
+
+
+POOL_KEYS = ("pool_count", "pool_mean", "pool_scatter")
+"""The running stats of `fit_accumulate` in a checkpoint."""
 
 
 @MODELS.register("gaussian", GaussianModelParams)
@@ -66,11 +96,24 @@ class GaussianModel:
         self.dim = dim
         self.mean = np.zeros((replicates, dim))
         self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
+        self.pool: MomentStats | None = None
 
     def fit(
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
     ) -> dict[str, np.ndarray]:
         self.mean, self.cov = weighted_moments(x, weights, self.unbiased)
+        return {}
+
+    def fit_accumulate(
+        self, real: np.ndarray, batch: np.ndarray, weights: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """The `accumulate` scheme without its pool: fit on the real set plus every batch so far
+        (this one included) from running moment stats; `fit` on the whole pool to rounding."""
+        if self.pool is None:
+            self.pool = moment_stats(real, None)
+        if batch.shape[1]:
+            self.pool = merge_stats(self.pool, moment_stats(batch, weights))
+        self.mean, self.cov = gaussian_from_stats(self.pool, self.unbiased)
         return {}
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
@@ -133,7 +176,10 @@ class GaussianModel:
         self.mean, self.cov = mean, second - mean[:, :, None] * mean[:, None, :]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "cov": self.cov}
+        pool = {} if self.pool is None else dict(zip(POOL_KEYS, self.pool, strict=True))
+        return {"mean": self.mean, "cov": self.cov} | pool
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.cov = np.asarray(state["mean"]), np.asarray(state["cov"])
+        has_pool = POOL_KEYS[0] in state
+        self.pool = tuple(np.asarray(state[k]) for k in POOL_KEYS) if has_pool else None
