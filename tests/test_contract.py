@@ -29,7 +29,7 @@ R, N = 3, 64
 def real_set(kind: str, replicates: int, n: int, seed: int = 0) -> tuple[object, np.ndarray]:
     data_kind, params = DATA_FOR.get(kind, DEFAULT_DATA)
     source = DATA.get(data_kind).obj(DATA.parse_params(data_kind, params, "data.params"))
-    return source, source.sample(replicates, n, np.random.default_rng(seed))
+    return source, source.sample(replicates, n, Streams(seed).per_replicate("real", 0))
 
 
 def family(kind: str, replicates: int, dim: int, seed: int = 0):
@@ -45,7 +45,8 @@ def fitted(kind: str, replicates: int = R):
 
 
 def draw(model, n: int = 16, seed: int = 7) -> np.ndarray:
-    return model.sample(n, np.random.Generator(np.random.SFC64(seed)), 1)
+    """n samples per replicate from the per-replicate streams the run loop uses."""
+    return model.sample(n, Streams(seed).per_replicate("contract", 1), 1)
 
 
 @pytest.mark.parametrize("kind", MODELS.names())
@@ -76,18 +77,7 @@ def test_family_warm_starts_from_its_own_samples(kind):
     assert np.all(np.isfinite(draw(model)))
 
 
-NUMPY_STREAMS_PENDING = {"discrete", "gmm", "kde"}
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(k, marks=pytest.mark.xfail(reason="per-replicate numpy streams: pending"))
-        if k in NUMPY_STREAMS_PENDING
-        else k
-        for k in MODELS.names()
-    ],
-)
+@pytest.mark.parametrize("kind", MODELS.names())
 def test_family_replicate_does_not_depend_on_how_many_run(kind):
     small, _, _ = fitted(kind, replicates=2)
     large, _, _ = fitted(kind, replicates=4)

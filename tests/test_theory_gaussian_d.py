@@ -86,22 +86,3 @@ def test_one_dim_forms_are_the_d_dim_forms_at_d_1():
             theory.expected_mean_error_sq(t, 7, [[4.0]], estimator),
             theory.expected_mean_sq_error(t, 7, 2.0, estimator),
         )
-
-
-def test_accumulate_from_sufficient_statistics_equals_a_refit_on_the_pool():
-    from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
-    from selfconsume.seeding import Streams
-
-    rng = np.random.default_rng(3)
-    parts = [rng.normal(size=(5, 20, 3)) * (i + 1) + i for i in range(4)]
-    weights = [None, None, (rng.random((5, 20)) < 0.7).astype(float), None]
-    for estimator in ("unbiased", "mle"):
-        params = GaussianModelParams(estimator=estimator)
-        step, whole = (GaussianModel(params, 3, 5, Streams(0)) for _ in range(2))
-        step.fit(parts[0], None, 0, False)
-        for x, w in zip(parts[1:], weights[1:], strict=True):
-            step.fit_more(x, w)
-        full_w = np.concatenate([np.ones((5, 20)) if w is None else w for w in weights], axis=1)
-        whole.fit(np.concatenate(parts, axis=1), full_w, 0, False)
-        np.testing.assert_allclose(step.mean, whole.mean, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(step.cov, whole.cov, rtol=1e-10, atol=1e-12)

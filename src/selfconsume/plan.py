@@ -102,7 +102,7 @@ def check(cfg: Config) -> None:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
         _probe_reward(cfg, source)
     if cfg.model.population:
-        _check_population(cfg, probe)
+        _check_population(cfg, probe, source)
 
 
 def _check_needs(
@@ -116,7 +116,7 @@ def _check_needs(
             )
 
 
-def _check_population(cfg: Config, probe: object) -> None:
+def _check_population(cfg: Config, probe: object, source: DataSource) -> None:
     if not isinstance(probe, HasPopulation):
         raise ConfigError(
             f"model.population: family {cfg.model.kind!r} has no exact infinite-sample update"
@@ -132,6 +132,8 @@ def _check_population(cfg: Config, probe: object) -> None:
             f"curation: family {cfg.model.kind!r} has no exact curated update (drop curation "
             "or model.population)"
         )
+    # p_0 on the probe: a population target the source cannot give is found here
+    probe.population_start(source.sample(1, cfg.data.n_real, np.random.default_rng(0)), source)
 
 
 def _probe_reward(cfg: Config, source: DataSource) -> None:

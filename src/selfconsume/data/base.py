@@ -33,11 +33,18 @@ class HasDensity(Protocol):
 
 
 @runtime_checkable
-class HasMoments(Protocol):
-    """A truth with a known mean (dim,) and covariance (dim, dim)."""
+class GaussianTruth(Protocol):
+    """A Gaussian truth N(mean (dim,), cov (dim, dim)) (closed-form W2 to a Gaussian fit)."""
 
     mean: np.ndarray
     cov: np.ndarray
+
+
+@runtime_checkable
+class KnownMoments(Protocol):
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The truth's exact mean (dim,) and covariance (dim, dim) (population mode's target)."""
+        ...
 
 
 @runtime_checkable
@@ -78,8 +85,9 @@ __all__ = [
     "Categorical",
     "DataSource",
     "HasDensity",
+    "GaussianTruth",
     "HasModes",
-    "HasMoments",
+    "KnownMoments",
     "Labelled",
     "Params",
     "data_is",

@@ -24,7 +24,9 @@ class DiscreteParams(Params):
 
 @DATA.register("discrete", DiscreteParams)
 class DiscreteSource:
-    """States 0..S-1 drawn with probabilities `probs`; samples are int64 arrays (R, n, 1)."""
+    """States 0..S-1 drawn with probabilities `probs`; samples are int64 arrays (R, n, 1).
+
+    `probs` is the exact distribution that population mode starts from and mixes with."""
 
     dim = 1
     discrete = True

@@ -47,6 +47,10 @@ class GaussianSource:
         z = rng.standard_normal((replicates, n, self.dim))
         return self.mean + z @ self.chol.T
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact mean (dim,) and covariance (dim, dim): what population mode fits to."""
+        return self.mean.copy(), self.cov.copy()
+
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         diff = np.linalg.solve(self.chol, (x - self.mean)[..., None])[..., 0]
         logdet = 2 * np.log(np.diag(self.chol)).sum()

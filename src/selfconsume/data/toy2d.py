@@ -2,7 +2,8 @@
 
 All sources draw every replicate at once with array operations. Those with a closed-form density
 expose `log_prob`; the Gaussian mixture also exposes `modes`, `mode_std` and `mode_weights` so the
-mode metrics can count covered modes and the mass on each.
+mode metrics can count covered modes and the mass on each. Those with closed-form first two moments
+expose `moments()` (the exact target of the Gaussian family's population mode).
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ def _weights(weights: list[float] | None, count: int, what: str) -> np.ndarray:
     if w.shape != (count,) or np.any(w <= 0) or not np.all(np.isfinite(w)):
         raise ValueError(f"weights must be {count} positive numbers (one per {what})")
     return w / w.sum()
+
+
+def mixture_moments(
+    centres: np.ndarray, weights: np.ndarray, within: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a mixture with component means `centres` (k, d), weights (k,) and a
+    common within-component covariance (d, d)."""
+    mean = weights @ centres
+    diff = centres - mean
+    return mean, within + (weights[:, None] * diff).T @ diff
 
 
 class EightGaussiansParams(Params):
@@ -54,6 +65,10 @@ class EightGaussians:
     def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         k = rng.choice(len(self.modes), size=(replicates, n), p=self.mode_weights)
         return self.modes[k] + self.mode_std * rng.standard_normal((replicates, n, 2))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean and covariance: the modes' weighted moments plus std^2 I."""
+        return mixture_moments(self.modes, self.mode_weights, self.mode_std**2 * np.eye(2))
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         sq = ((x[..., None, :] - self.modes) ** 2).sum(-1) / self.mode_std**2
@@ -133,6 +148,12 @@ class Checkerboard:
         k = rng.integers(len(self.corners), size=(replicates, n))
         return self.corners[k] + self.cell * rng.random((replicates, n, 2))
 
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean and covariance: uniform over the dark squares (each cell^2 / 12 I inside)."""
+        centres = self.corners + self.cell / 2
+        weights = np.full(len(centres), 1.0 / len(centres))
+        return mixture_moments(centres, weights, self.cell**2 / 12 * np.eye(2))
+
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """1 / (dark area) on the dark squares, 0 (log: -inf) elsewhere."""
         idx = np.floor((x - self.low) / self.cell)
@@ -170,6 +191,12 @@ class Rings:
         r = self.radii[k] + self.noise * rng.standard_normal((replicates, n))
         phi = 2 * np.pi * rng.random((replicates, n))
         return r[..., None] * np.stack([np.cos(phi), np.sin(phi)], axis=-1)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: mean 0 (uniform angle) and covariance E[r^2] / 2 I, E[r^2] = sum_k w_k (r_k^2 +
+        noise^2)."""
+        second = self.ring_weights @ (self.radii**2 + self.noise**2)
+        return np.zeros(2), second / 2 * np.eye(2)
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Exact: a signed radius r with angle φ and -r with φ + π give the same point, so

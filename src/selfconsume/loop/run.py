@@ -15,7 +15,7 @@ import numpy as np
 
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunFailed
-from selfconsume.loop.curation import curate
+from selfconsume.loop.curation import curate, require_kept
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.models.base import FitsIncrementally
@@ -58,7 +58,7 @@ def run_config(
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
     cfg = plan.cfg
     return plan.source.sample(
-        cfg.replicates, cfg.data.n_real, plan.streams.numpy("real", generation)
+        cfg.replicates, cfg.data.n_real, plan.streams.per_replicate("real", generation)
     )
 
 
@@ -89,33 +89,40 @@ def _loop(
 ) -> None:
     cfg, model, scheme, streams = plan.cfg, plan.model, plan.scheme, plan.streams
     real = _real_set(plan, 0)
-    test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.numpy("test", 0))
+    test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.per_replicate("test", 0))
     start, pool = _resume(plan, store, run_id)
     keep_pool = _keeps_pool(plan)
     for t in range(start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
         batch = None
-        if t == 0:
+        if t == 0 and cfg.model.population:
+            model.population_start(real, plan.source)
+        elif t == 0:
             diagnostics = model.fit(real, None, 0, False)
         elif cfg.model.population:
-            model.population_step(real, scheme.population_lam(), _population_curation(plan))
+            lam = scheme.population_lam()
+            model.population_step(real, lam, _population_curation(plan), plan.source)
         else:
             if scheme.fresh_real:
                 real = _real_set(plan, t)
             synthetic, weights = curate(
-                lambda m, t=t: model.sample(m, streams.numpy("synthetic", t), t),
+                lambda m, t=t: model.sample(m, streams.per_replicate("synthetic", t), t),
                 scheme.n_synthetic,
                 cfg.curation,
                 plan.reward,
-                streams.numpy("curation", t),
+                streams.per_replicate("curation", t),
             )
+            if scheme.population_lam() is None and cfg.curation is not None:
+                require_kept(weights, cfg.curation, t)  # other schemes keep their real set
             if keep_pool:
                 pool.append(synthetic, weights)
                 batch = {"x": synthetic} if weights is None else {"x": synthetic, "w": weights}
             if scheme.accumulates and not keep_pool:
                 diagnostics = model.fit_more(synthetic, weights)
             else:
-                x, w = scheme.build(real, synthetic, weights, pool, streams.numpy("scheme", t))
+                x, w = scheme.build(
+                    real, synthetic, weights, pool, streams.per_replicate("scheme", t)
+                )
                 diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
         metrics = _metrics(plan, real, test, t)
@@ -175,5 +182,5 @@ def _snapshot(plan: Plan, t: int) -> np.ndarray | None:
         return None
     reps = min(SNAPSHOT_REPLICATES, plan.cfg.replicates)
     n = min(SNAPSHOT_POINTS, plan.cfg.data.n_test)
-    x = plan.model.sample(n, plan.streams.numpy("snapshot", t), t)
+    x = plan.model.sample(n, plan.streams.per_replicate("snapshot", t), t)
     return np.asarray(x[:reps])

@@ -38,7 +38,9 @@ class MetricContext:
     def samples(self) -> np.ndarray:
         """n_test fresh samples of p_t per replicate, drawn once and shared by all metrics."""
         n = self.test.shape[1]
-        return self.model.sample(n, self.streams.numpy("eval", self.generation), self.generation)
+        return self.model.sample(
+            n, self.streams.per_replicate("eval", self.generation), self.generation
+        )
 
 
 METRICS: Registry[Callable[[MetricContext], MetricValues]] = Registry("metrics", METRIC_KINDS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from selfconsume.data.base import HasMoments as SourceMoments
+from selfconsume.data.base import GaussianTruth
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
 from selfconsume.models.base import HasMoments, model_is
 
@@ -37,7 +37,7 @@ def gaussian_params(ctx: MetricContext) -> MetricValues:
     if mean.shape[1] == 1:
         out["mean"] = mean[:, 0]
         out["std"] = np.sqrt(cov[:, 0, 0])
-    if isinstance(ctx.source, SourceMoments):
+    if isinstance(ctx.source, GaussianTruth):
         out["mean_error"] = np.linalg.norm(mean - ctx.source.mean, axis=-1)
     return out
 
@@ -46,7 +46,7 @@ def gaussian_params(ctx: MetricContext) -> MetricValues:
 def w2(ctx: MetricContext) -> MetricValues:
     """W2 between p_t and the truth: closed form for a Gaussian fit of Gaussian data, otherwise
     exact optimal transport between n_test samples of p_t and the test set."""
-    if isinstance(ctx.model, HasMoments) and isinstance(ctx.source, SourceMoments):
+    if isinstance(ctx.model, HasMoments) and isinstance(ctx.source, GaussianTruth):
         sq = gaussian_w2_sq(ctx.model.mean, ctx.model.cov, ctx.source.mean, ctx.source.cov)
     else:
         from selfconsume.metrics.transport import w2_empirical

@@ -80,10 +80,17 @@ class HasPopulation(Protocol):
     population_curation: bool
     """Whether the exact update also covers curation (else curation is rejected in population mode)."""
 
-    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
-        """Replace p_t by the exact maximiser of E_real[log p] + lam * E_{p_t (curated)}[log p].
+    def population_start(self, real: np.ndarray, source: Any) -> None:
+        """Set p_0: p_data, the source's exact distribution (params `population_target: exact`)
+        or the real set's (`empirical`)."""
+        ...
 
-        `lam` None means fully synthetic (no real term)."""
+    def population_step(
+        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+    ) -> None:
+        """Replace p_t by the exact maximiser of E_data[log p] + lam * E_{p_t (curated)}[log p].
+
+        `lam` None means fully synthetic (no data term)."""
         ...
 
 

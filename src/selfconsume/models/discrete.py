@@ -1,23 +1,28 @@
 """Discrete family: one categorical distribution over states 0..S-1 per replicate.
 
 Fit = (weighted) empirical frequencies, sample = multinomial counts in random order; the population
-update is exact (selfconsume.theory.curation), curation included, K = inf too.
+update is exact (selfconsume.theory.curation), curation included, K = inf and beta = inf too.
+Population mode starts from and mixes with the source's exact probabilities (`population_target:
+exact`, the infinite-sample limit) or each replicate's real frequencies (`empirical`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from selfconsume.errors import ConfigError
+from selfconsume.data.base import Categorical
+from selfconsume.errors import ConfigError, RunFailed
 from selfconsume.models.base import MODELS, Params, Streams
 from selfconsume.theory import curation as theory
 
 
 class DiscreteModelParams(Params):
     states: int | None = Field(default=None, ge=2)
+    population_target: Literal["exact", "empirical"] = "exact"
+    """What population mode takes as p_data: the source's `probs`, or the real set's frequencies."""
 
 
 def frequencies(x: np.ndarray, weights: np.ndarray | None, states: int) -> np.ndarray:
@@ -34,7 +39,8 @@ def frequencies(x: np.ndarray, weights: np.ndarray | None, states: int) -> np.nd
 
 @MODELS.register("discrete", DiscreteModelParams)
 class DiscreteModel:
-    """Categorical p_r over states; params: states (default: largest state seen at fit + 1)."""
+    """Categorical p_r over states; params: states (default: largest state seen at fit + 1),
+    population_target (exact | empirical)."""
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = True
@@ -45,15 +51,38 @@ class DiscreteModel:
         if dim != 1:
             raise ConfigError("model.kind: the discrete family needs discrete data (dim 1)")
         self.states = params.states or 0
+        self.target = params.population_target
         self.probs = np.zeros((replicates, self.states))
 
     def _grow(self, x: np.ndarray) -> None:
         if x.dtype.kind not in "iu" or (x.size and x.min() < 0):
             raise ConfigError("model.kind: the discrete family needs non-negative integer states")
-        states = max(self.states, int(x.max()) + 1 if x.size else 0)
+        self._grow_to(int(x.max()) + 1 if x.size else 0)
+
+    def _grow_to(self, states: int) -> None:
         if states > self.states:
             self.probs = np.pad(self.probs, ((0, 0), (0, states - self.states)))
             self.states = states
+
+    @staticmethod
+    def exact_target(source: Any) -> np.ndarray | None:
+        """The source's exact probabilities (S,), or None when it has none (no `probs`)."""
+        return np.asarray(source.probs, dtype=float) if isinstance(source, Categorical) else None
+
+    def _p_data(self, real: np.ndarray, source: Any) -> np.ndarray:
+        """p_data (R, S) of population mode: exact (from the source) or the real frequencies."""
+        self._grow(real)
+        if self.target == "empirical":
+            return frequencies(real, None, self.states)
+        exact = self.exact_target(source)
+        if exact is None:
+            raise ConfigError(
+                "model.params.population_target: the data source has no exact probabilities "
+                "(use empirical)"
+            )
+        self._grow_to(exact.size)
+        exact = np.pad(exact, (0, self.states - exact.size))
+        return np.broadcast_to(exact, self.probs.shape).copy()
 
     def fit(
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
@@ -76,15 +105,20 @@ class DiscreteModel:
         """The reward of every state, (S,)."""
         return reward(np.arange(self.states, dtype=np.int64)[:, None])
 
-    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
-        """Exact update from the empirical real frequencies: curate p_t, then replace or mix."""
-        self._grow(real)
-        p_data = frequencies(real, None, self.states)
+    def population_start(self, real: np.ndarray, source: Any) -> None:
+        """p_0 of population mode: p_data itself."""
+        self.probs = self._p_data(real, source)
+
+    def population_step(
+        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+    ) -> None:
+        """Exact update: curate p_t, then replace or mix with p_data (exact or empirical)."""
+        p_data = self._p_data(real, source)
         if curation is None:
             self.probs = theory.step(self.probs, p_data, None, lam)
             return
         cfg, reward = curation
-        self.probs = theory.step(
+        probs = theory.step(
             self.probs,
             p_data,
             self.state_rewards(reward),
@@ -95,6 +129,13 @@ class DiscreteModel:
             fraction=cfg.fraction,
             threshold=cfg.threshold,
         )
+        empty = np.flatnonzero(~np.all(np.isfinite(probs), axis=1))
+        if empty.size:  # NaN: `replace` after a filter that keeps no mass
+            raise RunFailed(
+                f"curation {cfg.kind} keeps no mass of {empty.size} replicate(s), first "
+                f"{empty[0]} (population update)"
+            )
+        self.probs = probs
 
     def state_dict(self) -> dict[str, Any]:
         return {"probs": self.probs}

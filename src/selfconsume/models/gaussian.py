@@ -2,7 +2,9 @@
 
 The fit is closed form (weighted mean and covariance), with the `unbiased` (1/(n-1)) or `mle` (1/n)
 estimator of the talk's warm-up. The population update is the exact maximiser of
-E_real[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_real + lam p_t) / (1 + lam).
+E_data[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_data + lam p_t) / (1 + lam),
+with p_data the source's exact distribution (`population_target: exact`, the infinite-sample limit:
+only its mean and covariance matter) or the real set (`population_target: empirical`).
 """
 
 from __future__ import annotations
@@ -11,48 +13,24 @@ from typing import Any, Literal
 
 import numpy as np
 
+from selfconsume.data.base import KnownMoments
+from selfconsume.errors import ConfigError
 from selfconsume.models.base import MODELS, Params, Streams
 
 
 class GaussianModelParams(Params):
     estimator: Literal["unbiased", "mle"] = "unbiased"
+    population_target: Literal["exact", "empirical"] = "exact"
+    """What population mode takes as p_data: the source's `moments()`, or the real set's."""
 
 
-def weighted_moments(
-    x: np.ndarray, weights: np.ndarray | None, unbiased: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
-
-    With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
-    count, mean, scatter = scatter_stats(x, weights)
-    return mean, covariance(count, scatter, unbiased)
+MomentStats = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Total weight (R,), mean (R, d) and centred scatter (R, d, d): what a Gaussian fit needs of a set."""
 
 
-def covariance(count: np.ndarray, scatter: np.ndarray, unbiased: bool) -> np.ndarray:
-    """The estimator's covariance from the (weighted) count (R,) and scatter (R, d, d)."""
-    denom = count - 1.0 if unbiased else count
-    if np.any(denom <= 0):
-        raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
-    return scatter / denom[:, None, None]
-
-
-def merge_stats(
-    a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sufficient statistics (count, mean, scatter) of the union of two sets (Chan et al., 1979):
-    the scatter gains n_a n_b / n (m_b - m_a)(m_b - m_a)^T."""
-    (na, ma, sa), (nb, mb, sb) = a, b
-    n = na + nb
-    delta = mb - ma
-    mean = ma + delta * (nb / n)[:, None]
-    shift = (na * nb / n)[:, None, None] * delta[:, :, None] * delta[:, None, :]
-    return n, mean, sa + sb + shift
-
-
-def scatter_stats(
-    x: np.ndarray, weights: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Weighted) count (R,), mean (R, d) and scatter sum w (x - mean)(x - mean)^T (R, d, d)."""
+def moment_stats(x: np.ndarray, weights: np.ndarray | None) -> MomentStats:
+    """The (weighted) total, mean and centred scatter of x (R, n, d); 0/1-style weights drop
+    samples."""
     r, n, d = x.shape
     if weights is None:
         mean = x.mean(axis=1)
@@ -63,19 +41,46 @@ def scatter_stats(
             if d == 1
             else np.matmul(xc.transpose(0, 2, 1), xc)
         )
-    else:
-        count = weights.sum(axis=1)
-        if np.any(count <= 0):
-            raise FloatingPointError("a replicate kept no sample to fit a Gaussian")
+        return count, mean, scatter
+    count = weights.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a replicate of weight 0: mean NaN
         mean = np.einsum("rn,rnd->rd", weights, x) / count[:, None]
-        xc = x - mean[:, None, :]
-        scatter = np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
-    return count, mean, scatter
+    xc = x - mean[:, None, :]
+    return count, mean, np.matmul(xc.transpose(0, 2, 1), xc * weights[..., None])
+
+
+def merge_stats(a: MomentStats, b: MomentStats) -> MomentStats:
+    """The stats of the union of two sets (Chan, Golub & LeVeque's pairwise update): the scatters
+    add, plus the between-means term n_a n_b / n (m_b - m_a)(m_b - m_a)^T."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    n = na + nb
+    share = np.divide(nb, n, out=np.zeros_like(n), where=n > 0)
+    delta = np.where(nb[:, None] > 0, mb - ma, 0.0)
+    between = (na * share)[:, None, None] * delta[:, :, None] * delta[:, None, :]
+    return n, ma + share[:, None] * delta, sa + np.where(nb[:, None, None] > 0, sb, 0.0) + between
+
+
+def gaussian_from_stats(stats: MomentStats, unbiased: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance from the stats: scatter / (total - 1) (unbiased) or / total (MLE)."""
+    count, mean, scatter = stats
+    if np.any(count <= int(unbiased)):
+        raise FloatingPointError("a replicate kept too few samples to fit a Gaussian")
+    return mean, scatter / (count - float(unbiased))[:, None, None]
+
+
+def weighted_moments(
+    x: np.ndarray, weights: np.ndarray | None, unbiased: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (R, d) and covariance (R, d, d) of x (R, n, d); 0/1-style weights drop samples.
+
+    With weights w the unbiased estimator divides the weighted scatter by sum(w) - 1."""
+    return gaussian_from_stats(moment_stats(x, weights), unbiased)
 
 
 @MODELS.register("gaussian", GaussianModelParams)
 class GaussianModel:
-    """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle."""
+    """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle,
+    population_target = exact | empirical."""
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = False
@@ -84,29 +89,29 @@ class GaussianModel:
         self, params: GaussianModelParams, dim: int, replicates: int, streams: Streams
     ) -> None:
         self.unbiased = params.estimator == "unbiased"
+        self.target = params.population_target
         self.dim = dim
         self.mean = np.zeros((replicates, dim))
         self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
-        self.count = np.zeros(replicates)
-        self.scatter = np.zeros((replicates, dim, dim))
+        self.stats: MomentStats = (np.zeros(replicates), self.mean, np.zeros_like(self.cov))
+        """The moment stats of the last training set (what `fit_more` adds a batch to)."""
 
     def fit(
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
     ) -> dict[str, np.ndarray]:
-        self._set_stats(scatter_stats(x, weights))
+        self._set(moment_stats(x, weights))
         return {}
 
     def fit_more(self, x: np.ndarray, weights: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Refit on the previous training set plus x, from the sufficient statistics (what
-        `accumulate` asks, in O(batch) instead of O(pool))."""
-        self._set_stats(
-            merge_stats((self.count, self.mean, self.scatter), scatter_stats(x, weights))
-        )
+        """Refit on the last training set plus x from the running moment stats: what
+        `accumulate` asks, in O(batch) instead of O(pool); `fit` on the whole pool to rounding."""
+        if x.shape[1]:
+            self._set(merge_stats(self.stats, moment_stats(x, weights)))
         return {}
 
-    def _set_stats(self, stats: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        self.count, self.mean, self.scatter = stats
-        self.cov = covariance(self.count, self.scatter, self.unbiased)
+    def _set(self, stats: MomentStats) -> None:
+        self.mean, self.cov = gaussian_from_stats(stats, self.unbiased)
+        self.stats = stats
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         r, d = self.mean.shape
@@ -124,24 +129,52 @@ class GaussianModel:
         logdet = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)
         return -0.5 * ((diff**2).sum(-1) + logdet[:, None] + self.dim * np.log(2 * np.pi))
 
-    def population_step(self, real: np.ndarray, lam: float | None, curation: Any) -> None:
-        """Exact update: p_{t+1} has the mean and covariance of (p_real + lam p_t) / (1 + lam).
+    @staticmethod
+    def exact_target(source: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """The source's exact mean (d,) and covariance (d, d), or None (no `moments()`)."""
+        return source.moments() if isinstance(source, KnownMoments) else None
 
-        p_real is the empirical real set; `replace` (lam None) leaves p_t unchanged."""
+    def _data_moments(self, real: np.ndarray, source: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (R, d) and covariance (R, d, d) of p_data: exact, or the real set's (1/n)."""
+        if self.target == "empirical":
+            return weighted_moments(real, None, unbiased=False)
+        exact = self.exact_target(source)
+        if exact is None:
+            raise ConfigError(
+                "model.params.population_target: the data source has no exact mean and "
+                "covariance (use empirical)"
+            )
+        (mean, cov), r = exact, real.shape[0]
+        return np.tile(mean, (r, 1)), np.tile(cov, (r, 1, 1))
+
+    def population_start(self, real: np.ndarray, source: Any) -> None:
+        """p_0 of population mode: the exact p_data, or (empirical) the fit of the real set."""
+        if self.target == "empirical":
+            self.fit(real, None, 0, False)
+        else:
+            self.mean, self.cov = self._data_moments(real, source)
+
+    def population_step(
+        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+    ) -> None:
+        """Exact update: p_{t+1} has the mean and covariance of (p_data + lam p_t) / (1 + lam).
+
+        `replace` (lam None) leaves p_t unchanged."""
         if lam is None:
             return
-        real_mean, real_cov = weighted_moments(real, None, unbiased=False)
-        mean = (real_mean + lam * self.mean) / (1 + lam)
+        data_mean, data_cov = self._data_moments(real, source)
+        mean = (data_mean + lam * self.mean) / (1 + lam)
         second = (
-            real_cov
-            + real_mean[:, :, None] * real_mean[:, None, :]
+            data_cov
+            + data_mean[:, :, None] * data_mean[:, None, :]
             + lam * (self.cov + self.mean[:, :, None] * self.mean[:, None, :])
         ) / (1 + lam)
         self.mean, self.cov = mean, second - mean[:, :, None] * mean[:, None, :]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "cov": self.cov, "count": self.count, "scatter": self.scatter}
+        count, _, scatter = self.stats
+        return {"mean": self.mean, "cov": self.cov, "count": count, "scatter": scatter}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mean, self.cov = np.asarray(state["mean"]), np.asarray(state["cov"])
-        self.count, self.scatter = np.asarray(state["count"]), np.asarray(state["scatter"])
+        self.stats = (np.asarray(state["count"]), self.mean, np.asarray(state["scatter"]))

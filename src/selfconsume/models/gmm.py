@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.models.kde import categorical
 
 
 class GMMParams(Params):
@@ -73,10 +74,12 @@ class GMM:
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
     ) -> dict[str, np.ndarray]:
         """EM per replicate; returns the mean negative log-likelihood and whether EM converged."""
-        seeds = self.streams.numpy("gmm/init", generation).integers(0, 2**31 - 1, self.replicates)
-        resample = self.streams.numpy("gmm/resample", generation)
+        seeds = self.streams.per_replicate("gmm/init", generation).integers(
+            0, 2**31 - 1, size=self.replicates
+        )
         loss, converged = np.empty(self.replicates), np.empty(self.replicates)
         for r in range(self.replicates):
+            resample = self.streams.numpy(f"gmm/resample/{r}", generation)
             data = fit_set(x[r], None if weights is None else weights[r], resample)
             init = (
                 {
@@ -111,9 +114,7 @@ class GMM:
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         """Pick a component by its weight, then draw from its Gaussian."""
-        u = rng.random((self.replicates, n, 1))
-        comp = (u > np.cumsum(self.weights, axis=1)[:, None, :]).sum(-1)
-        comp = np.minimum(comp, self.p.n_components - 1)
+        comp = categorical(rng.random((self.replicates, n)), self.weights)
         rows = np.arange(self.replicates)[:, None]
         chol = np.linalg.cholesky(self._full())[rows, comp]
         z = rng.standard_normal((self.replicates, n, self.dim))

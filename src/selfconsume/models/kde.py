@@ -2,7 +2,8 @@
 
 The kernel covariance is factor^2 times the (weighted) data covariance with Scott's or Silverman's
 factor (as scipy's gaussian_kde), or h^2 I for a fixed bandwidth h in data units. Sampling picks a
-training point (with probability proportional to its weight) and adds kernel noise. A KDE has no
+training point (with probability proportional to its weight: weight-0 points are never picked) and
+adds kernel noise. A KDE has no
 parameters to fine-tune: `fit` always rebuilds it from its data, so a warm start has no effect.
 """
 
@@ -23,6 +24,14 @@ CHUNK_ELEMENTS = 1 << 22
 
 class KDEParams(Params):
     bandwidth: Literal["scott", "silverman"] | PositiveFloat = "scott"
+
+
+def categorical(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Index drawn with probability proportional to `weights` (R, m) for each u ~ U[0, 1) of
+    (R, n): the first i whose cumulative weight exceeds u times the total, so a weight-0 index is
+    never drawn (whatever the rounding of the cumulative sum)."""
+    c = np.cumsum(weights, axis=1)
+    return (c[:, None, :] <= u[..., None] * c[:, -1:, None]).sum(-1)
 
 
 def bandwidth_factor(rule: str, n_eff: np.ndarray, dim: int) -> np.ndarray:
@@ -61,10 +70,7 @@ class KDE:
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         """A training point drawn by weight plus N(0, kernel covariance) noise."""
         r = self.points.shape[0]
-        u = rng.random((r, n, 1))
-        idx = np.minimum(
-            (u > np.cumsum(self.weights, axis=1)[:, None, :]).sum(-1), self.points.shape[1] - 1
-        )
+        idx = categorical(rng.random((r, n)), self.weights)
         z = rng.standard_normal((r, n, self.dim))
         centre = np.take_along_axis(self.points, idx[..., None], axis=1)
         return centre + np.matmul(z, self.chol.transpose(0, 2, 1))

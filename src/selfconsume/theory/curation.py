@@ -13,10 +13,15 @@ independence of the X_j, writing S = sum_{j<K} w(X_j) and phi(s) = E_p[e^{-s w(X
 so H^K_p(x) = K int_0^inf w(x) e^{-s w(x)} phi(s)^{K-1} ds. On a discrete p, phi is a finite sum.
 With s = e^u the integrand becomes K g_x(u) phi(e^u)^{K-1}, g_x(u) = w(x) e^u exp(-w(x) e^u): a
 Gumbel-shaped bump centred at u = -log w(x), decaying like e^u on the left and doubly exponentially
-on the right; phi(e^u)^{K-1} is smooth and in [0, 1]. The trapezoidal rule on the whole line converges
-geometrically in 1/h for such analytic, rapidly decaying integrands, so a uniform u-grid of step 1/16
-covering every bump (with 40 e-folds of margin on the left, more by log K) gives H to about
-machine precision, for all states and replicates at once. No Monte Carlo is involved.
+on the right; phi(e^u)^{K-1} is smooth and in [0, 1]. The trapezoidal rule on the whole line
+converges geometrically in 1/h for such analytic, rapidly decaying integrands, so a u-grid of step
+1/16 covering every bump (40 e-folds of margin on its left, more by log K, 4 on its right) gives H
+to about machine precision, for all states and replicates at once. Everything is computed from
+log w = beta (r - max r) (w s = e^{log w + u}), and the grid is the union of the bumps' windows, so
+any beta works: the weights of states far below the best never underflow, and far-apart bumps
+leave gaps the grid skips. No Monte Carlo is involved.
+
+As beta -> inf the kept sample is the best of the K candidates, ties split uniformly (`argmax_h`).
 
 As K -> inf, K / (w(x) + S) -> 1 / E_p[w] (law of large numbers), so H -> w / E_p[w]: the
 RLHF-like tilt p e^{beta r} / E_p[e^{beta r}]. With real data in proportion 1 : lam, the maximiser
@@ -30,46 +35,84 @@ import math
 import numpy as np
 
 STEP = 1.0 / 16.0
-LEFT_MARGIN = 40.0  # e-folds of the e^u tail left out below the grid: relative error e^-40
-RIGHT_MARGIN = 4.0  # exp(-e^4) ~ 2e-24 left out above the grid
-MAX_LOG_RANGE = 740.0  # states with w / w_max below e^-740 have w = 0 in float64 anyway
+LEFT_MARGIN = 40.0  # e-folds of the e^u tail left out below each bump: relative error e^-40
+RIGHT_MARGIN = 4.0  # exp(-e^4) ~ 2e-24 left out above each bump
 
 
-def tilt_weights(rewards: np.ndarray, beta: float) -> np.ndarray:
-    """w = e^{beta (r - max r)}: Bradley–Terry weights scaled so the largest is 1 (H is scale-free)."""
-    z = beta * np.asarray(rewards, dtype=float)
-    return np.exp(z - z.max())
+def log_tilt(rewards: np.ndarray, beta: float) -> np.ndarray:
+    """log w = beta (r - max r) <= 0: Bradley–Terry log-weights, the largest 0 (H is scale-free).
+
+    Kept as logarithms: at beta (r_max - r_min) beyond ~745 the small weights underflow to 0 while
+    the curation still orders them (it matters when no better candidate is drawn)."""
+    r = np.asarray(rewards, dtype=float)
+    return beta * (r - r.max())
+
+
+def _grid(log_w: np.ndarray, k: float) -> np.ndarray:
+    """The u-grid: step STEP on the union of one window per state around its bump at u = -log w.
+
+    A window spans LEFT_MARGIN + log K e-folds left of the bump and RIGHT_MARGIN right of it; a
+    state's integrand is negligible outside its own window, so gaps between far-apart bumps (a
+    large beta (r_max - r_min)) are skipped and the grid stays small at any beta."""
+    lo = -LEFT_MARGIN - math.log(k)
+    width = math.ceil((RIGHT_MARGIN - lo) / STEP) + 1
+    start = np.floor((-log_w + lo) / STEP).astype(np.int64)
+    return np.unique(start[:, None] + np.arange(width)) * STEP
+
+
+def argmax_h(p: np.ndarray, rewards: np.ndarray, k: float) -> np.ndarray:
+    """H^K at beta = inf: keep the best of K candidates, ties split uniformly.
+
+    The best level is the one of x with probability (1 - A)^K - (1 - A - L)^K, A the mass above
+    x's reward and L the mass at it; x gets the share p(x) / L of it, so H = that probability / L
+    (K (1 - A)^{K-1} at L = 0, the limit). K = inf keeps the top level of p's support:
+    H = 1[A = 0] / L."""
+    p = np.asarray(p, dtype=float)
+    r = np.asarray(rewards, dtype=float)
+    above = p @ (r[None, :] > r[:, None]).T  # (..., S): mass strictly above each state
+    level = p @ (r[None, :] == r[:, None]).T  # (..., S): mass at each state's reward
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if math.isinf(k):
+            return np.where(above <= 0, 1.0 / level, 0.0)
+        a = np.clip(1.0 - above, 0.0, 1.0)
+        ratio = np.clip(level / a, 0.0, 1.0)
+        # ((1-A)^K - (1-A-L)^K) / L = a^K (1 - (1 - L/a)^K) / L, without cancellation
+        h = a**k * -np.expm1(k * np.log1p(-ratio)) / level
+        return np.where(level > 0, h, k * a ** (k - 1.0))
 
 
 def h_factor(p: np.ndarray, rewards: np.ndarray, k: float, beta: float) -> np.ndarray:
     """H^K_p(x) for every state: p (..., S) probabilities, rewards (S,); returns (..., S).
 
-    k = inf gives the limit w / E_p[w]. Computed exactly by the 1-D integral of the module doc."""
+    k = inf gives the limit w / E_p[w], beta = inf the argmax limit (`argmax_h`). Computed exactly
+    by the 1-D integral of the module doc, in logarithms (stable at any beta)."""
     p = np.asarray(p, dtype=float)
-    w = tilt_weights(rewards, beta)
-    if math.isinf(k):
-        return w / (p @ w)[..., None]
-    log_w = np.log(np.clip(w, np.exp(-MAX_LOG_RANGE), None))
-    lo = -LEFT_MARGIN - math.log(k)  # below the bump of the largest weight (w = 1)
-    hi = -log_w.min() + RIGHT_MARGIN
-    u = np.arange(lo, hi + STEP, STEP)
-    s = np.exp(u)
-    phi = p @ np.exp(-np.outer(w, s))  # (..., U): E_p[exp(-s w(X))]
-    power = np.power(phi, k - 1.0)
-    kernel = w[:, None] * s * np.exp(-np.outer(w, s))  # (S, U): g_x(u)
-    return k * STEP * (power @ kernel.T)
+    if math.isinf(beta):
+        return argmax_h(p, rewards, k)
+    log_w = log_tilt(rewards, beta)
+    with np.errstate(over="ignore", divide="ignore"):
+        if math.isinf(k):  # scaled by the best weight of p's support, so E_p[w] cannot underflow
+            top = np.max(np.where(p > 0, log_w, -np.inf), axis=-1, keepdims=True)
+            w = np.exp(log_w - top)
+            return w / (p * np.where(p > 0, w, 0.0)).sum(axis=-1, keepdims=True)
+        a = log_w[:, None] + _grid(log_w, k)  # (S, U): log(w(x) s) with s = e^u
+        ws = np.exp(a)
+        phi = p @ np.exp(-ws)  # (..., U): E_p[exp(-s w(X))]
+        kernel = np.exp(a - ws)  # (S, U): g_x(u) = w(x) s exp(-w(x) s)
+    return k * STEP * (np.power(phi, k - 1.0) @ kernel.T)
 
 
 def curated(p: np.ndarray, rewards: np.ndarray, k: float, beta: float) -> np.ndarray:
     """Law of the kept sample, p H^K_p, renormalised against rounding (it sums to 1 exactly)."""
-    q = np.asarray(p, dtype=float) * h_factor(p, rewards, k, beta)
+    p = np.asarray(p, dtype=float)
+    with np.errstate(invalid="ignore"):  # H may be inf off p's support, where p H is 0
+        q = np.where(p > 0, p * h_factor(p, rewards, k, beta), 0.0)
     return q / q.sum(axis=-1, keepdims=True)
 
 
 def tilted(p: np.ndarray, rewards: np.ndarray, beta: float) -> np.ndarray:
-    """The K -> inf closed form p e^{beta r} / E_p[e^{beta r}]."""
-    q = np.asarray(p, dtype=float) * tilt_weights(rewards, beta)
-    return q / q.sum(axis=-1, keepdims=True)
+    """The K -> inf closed form p e^{beta r} / E_p[e^{beta r}] (beta = inf: p on its best level)."""
+    return curated(p, rewards, math.inf, beta)
 
 
 def thresholded(p: np.ndarray, rewards: np.ndarray, threshold: float) -> np.ndarray:
@@ -96,9 +139,11 @@ def mixed(p_data: np.ndarray, kept: np.ndarray, lam: float | None) -> np.ndarray
     """Next generation from the law of the kept synthetic samples: replace (lam None) or mix.
 
     `kept` may be unnormalised (a filter keeping a fraction of its draws): its total mass is the
-    synthetic weight, so mixing gives (p_data + lam kept) / (1 + lam sum(kept))."""
+    synthetic weight, so mixing gives (p_data + lam kept) / (1 + lam sum(kept)). Replacing by a
+    `kept` of mass 0 (a filter that keeps nothing) gives NaN."""
     if lam is None:
-        return kept / kept.sum(axis=-1, keepdims=True)
+        with np.errstate(invalid="ignore"):
+            return kept / kept.sum(axis=-1, keepdims=True)
     return (p_data + lam * kept) / (1.0 + lam * kept.sum(axis=-1, keepdims=True))
 
 
