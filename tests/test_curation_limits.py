@@ -187,3 +187,25 @@ def test_families_ignore_weight_zero_samples():
         b = weighted.sample(500, streams.per_replicate("s", 0), 1)
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
         assert np.abs(b).max() < 20
+
+
+@pytest.mark.parametrize("beta", [1.0, 50.0, 1e6, float("inf")])
+def test_reward_statistics_are_never_nan_at_large_beta(beta):
+    from selfconsume.metrics.curation import exact_reward_stats, sample_reward_stats
+
+    p = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    r = np.array([0.0, 1.0, 3.0])
+    exact = exact_reward_stats(p, r, beta)
+    sampled = sample_reward_stats(np.array([[0.0, 1.0], [3.0, 3.0]]), beta)
+    for out in (exact, sampled):
+        assert not any(np.isnan(v).any() for v in out.values())
+        assert np.allclose(out["reward_mean"], [0.5, 3.0])
+        if np.isinf(beta):
+            assert "exp_reward_mean" not in out
+        else:
+            with np.errstate(over="ignore"):
+                expected = [0.5 * (1 + np.exp(beta)), np.exp(3 * beta)]
+            np.testing.assert_allclose(out["exp_reward_mean"], expected, rtol=1e-12)
+            assert out["exp_reward_var"][1] == 0.0  # a point mass
+            var0 = 0.25 * (np.exp(beta) - 1) ** 2 if beta < 700 else np.inf
+            np.testing.assert_allclose(out["exp_reward_var"][0], var0, rtol=1e-12)

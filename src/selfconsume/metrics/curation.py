@@ -18,15 +18,33 @@ from selfconsume.models.base import HasProbs, model_is
 QUANTILES = (0.1, 0.5, 0.9)
 
 
+def exp_reward_moments(p: np.ndarray, r: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[e^{beta r}] and Var[e^{beta r}] under weights p (R, n) over rewards r (R, n) or (n,),
+    computed as e^{beta m} E[e^{beta (r - m)}] with m the largest reward of p's support: +inf
+    where e^{beta r} itself overflows (a large beta), never NaN; 0 variance for a point mass."""
+    r = np.broadcast_to(r, p.shape)
+    m = np.max(np.where(p > 0, r, -np.inf), axis=-1, keepdims=True)
+    e = np.exp(beta * (np.minimum(r, m) - m))
+    mean = (p * e).sum(-1)
+    var = (p * (e - mean[:, None]) ** 2).sum(-1)
+    scale = beta * m[..., 0]
+    with np.errstate(over="ignore"):
+        exp_mean = mean * np.exp(scale)
+        exp_var = np.where(var > 0, var * np.exp(2 * scale), 0.0)
+    return exp_mean, exp_var
+
+
+def _with_exp_stats(out: MetricValues, p: np.ndarray, r: np.ndarray, beta: float) -> MetricValues:
+    """Add exp_reward_mean and exp_reward_var, the talk's E[e^{beta r}] and Var[e^{beta r}];
+    at beta = inf they are infinite and left out (the reward quantiles carry the argmax limit)."""
+    if not np.isinf(beta):
+        out["exp_reward_mean"], out["exp_reward_var"] = exp_reward_moments(p, r, beta)
+    return out
+
+
 def exact_reward_stats(p: np.ndarray, r: np.ndarray, beta: float) -> MetricValues:
     """Reward statistics under categorical p (R, S) with state rewards r (S,), exactly."""
-    e = np.exp(beta * r)
-    exp_mean = p @ e
-    out: MetricValues = {
-        "reward_mean": p @ r,
-        "exp_reward_mean": exp_mean,
-        "exp_reward_var": (p * (e[None, :] - exp_mean[:, None]) ** 2).sum(-1),
-    }
+    out = _with_exp_stats({"reward_mean": p @ r}, p, r, beta)
     order = np.argsort(r, kind="stable")
     cdf = np.cumsum(p[:, order], axis=1)
     for q in QUANTILES:  # the inverted-CDF quantile: smallest r with P(R <= r) >= q
@@ -37,12 +55,8 @@ def exact_reward_stats(p: np.ndarray, r: np.ndarray, beta: float) -> MetricValue
 
 def sample_reward_stats(r: np.ndarray, beta: float) -> MetricValues:
     """The same statistics estimated from rewards of samples, r (R, n)."""
-    e = np.exp(beta * r)
-    out: MetricValues = {
-        "reward_mean": r.mean(axis=1),
-        "exp_reward_mean": e.mean(axis=1),
-        "exp_reward_var": e.var(axis=1),
-    }
+    uniform = np.full(r.shape, 1.0 / r.shape[1])
+    out = _with_exp_stats({"reward_mean": r.mean(axis=1)}, uniform, r, beta)
     for q in QUANTILES:
         out[f"reward_q{round(100 * q)}"] = np.quantile(r, q, axis=1, method="inverted_cdf")
     return out
