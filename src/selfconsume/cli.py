@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failur
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -57,8 +58,12 @@ def run(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Use the config's quick scale.")] = False,
 ) -> None:
-    """Run an experiment (and its sweep), resuming whatever part is already in the store."""
+    """Run an experiment (and its sweep), resuming whatever part is already in the store.
+
+    A failed run is listed on one line (its traceback is in the store's artifact folder) and the
+    other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
     from selfconsume.api import run_experiment
+    from selfconsume.sweep.executors import Terminated
 
     try:
         outcomes = run_experiment(
@@ -66,15 +71,55 @@ def run(
         )
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        typer.echo(
+            f"interrupted by {name}: unfinished runs are marked interrupted; "
+            "run the same command again to resume",
+            err=True,
+        )
+        raise typer.Exit(code) from None
+    except Exception as exc:
+        typer.echo(f"error: {_one_line(exc)} (traceback: {_log_traceback(exc)})", err=True)
+        raise typer.Exit(1) from None
+    for o in outcomes:
+        if o.status == "failed":
+            typer.echo(
+                f"run {o.run_id} failed: {o.error}{_traceback_note(store, o.run_id)}", err=True
+            )
     bad = [o for o in outcomes if o.status == "bad_input"]
     if bad:
         raise _bad_input(bad[0].error or "bad input")
-    failed = [o for o in outcomes if o.status == "failed"]
-    for o in failed:
-        typer.echo(f"run {o.run_id} failed: {o.error}", err=True)
-    typer.echo(f"{len(outcomes) - len(failed)}/{len(outcomes)} runs done; store: {store}", err=True)
-    if failed:
+    done = sum(o.status == "done" for o in outcomes)
+    typer.echo(f"{done}/{len(outcomes)} runs done; store: {store}", err=True)
+    if done < len(outcomes):
         raise typer.Exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _traceback_note(store: Path, run_id: str) -> str:
+    """Where a failed run's traceback is (run_config writes it beside the run's artifacts)."""
+    from selfconsume.loop.run import ERROR_LOG
+    from selfconsume.store.sqlite import Store
+
+    opened = Store(store)
+    opened.close()
+    log = opened.artifacts / run_id / ERROR_LOG
+    return f" (traceback: {log})" if log.is_file() else ""
+
+
+def _log_traceback(exc: BaseException) -> str:
+    """Write an error outside any run to a temporary log file; return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="selfconsume-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(traceback.format_exception(exc)))
+    return path
 
 
 @app.command()

@@ -8,6 +8,7 @@ checkpoint commit together, so a rerun resumes after the last committed generati
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ from selfconsume.store.sqlite import Store
 
 SNAPSHOT_REPLICATES = 4
 SNAPSHOT_POINTS = 2000
+ERROR_LOG = "error.log"
+"""A failed run's traceback, in its artifact folder."""
 
 
 @dataclass(frozen=True)
@@ -35,23 +38,76 @@ class RunOutcome:
 def run_config(
     cfg: Config, store: Store, on_generation: Callable[[int], None] | None = None
 ) -> RunOutcome:
-    """Run (or resume) one config into the store. Bad input raises ConfigError; a failure inside
-    the loop is recorded in the store and returned as a failed outcome."""
-    plan = build(cfg)
-    record = store.begin_run(cfg)
-    if record.status == "done":
-        return RunOutcome(record.run_id, "done")
+    """Run (or resume) one config into the store.
+
+    Bad input raises ConfigError (before any row is written when the plan cannot be built). Any other
+    exception inside the run is recorded as `failed` with its type and message (traceback in
+    `<artifacts>/<run_id>/error.log`) and returned, so sibling runs go on. An interrupt
+    (KeyboardInterrupt, SystemExit, or an exception from the caller's `on_generation` hook) marks the
+    run `interrupted` and propagates; a rerun resumes it."""
+    plan_error: Exception | None = None
     try:
-        _loop(plan, store, record.run_id, on_generation)
-    except ConfigError as exc:
-        store.finish_run(record.run_id, "failed", f"bad input: {exc}")
+        plan = build(cfg)
+    except ConfigError:
         raise
-    except (RunFailed, FloatingPointError, np.linalg.LinAlgError, ValueError, RuntimeError) as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.finish_run(record.run_id, "failed", reason)
-        return RunOutcome(record.run_id, "failed", reason)
-    store.finish_run(record.run_id, "done")
-    return RunOutcome(record.run_id, "done")
+    except Exception as exc:  # a bug, or a user callable raising while the plan is built
+        plan_error = exc
+    record = store.begin_run(cfg)
+    run_id = record.run_id
+    if record.status == "done":
+        return RunOutcome(run_id, "done")
+    if plan_error is not None:
+        return _failed(store, run_id, plan_error)
+    try:
+        _loop(plan, store, run_id, _caller_hook(on_generation))
+    except _CallerStopped as stop:
+        store.finish_run(run_id, "interrupted", f"stopped by the caller: {_one_line(stop.cause)}")
+        raise stop.cause from None
+    except ConfigError as exc:
+        store.finish_run(run_id, "failed", f"bad input: {exc}")
+        raise
+    except Exception as exc:
+        return _failed(store, run_id, exc)
+    except BaseException as exc:
+        store.finish_run(run_id, "interrupted", type(exc).__name__)
+        raise
+    store.finish_run(run_id, "done")
+    return RunOutcome(run_id, "done")
+
+
+class _CallerStopped(Exception):
+    """The caller's on_generation hook raised: the caller stopped the run, the run did not fail."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _caller_hook(hook: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    if hook is None:
+        return None
+
+    def call(t: int) -> None:
+        try:
+            hook(t)
+        except Exception as exc:
+            raise _CallerStopped(exc) from exc
+
+    return call
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _failed(store: Store, run_id: str, exc: Exception) -> RunOutcome:
+    """Record a failure honestly: its type and message in the store, its traceback in a log file."""
+    reason = _one_line(exc)
+    log = store.artifacts / run_id / ERROR_LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(traceback.format_exception(exc)))
+    store.finish_run(run_id, "failed", reason)
+    return RunOutcome(run_id, "failed", reason)
 
 
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
