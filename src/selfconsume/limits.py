@@ -172,7 +172,7 @@ def available_bytes() -> int:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.3g} GB" if math.isfinite(n) and n < 1e21 else "an unbounded amount"
+    return f"~{n / 1e9:.3g} GB" if math.isfinite(n) and n < 1e21 else "an unbounded amount"
 
 
 def check_memory(cfg: Config, available: int | None = None) -> None:
@@ -185,6 +185,6 @@ def check_memory(cfg: Config, available: int | None = None) -> None:
         return
     top = max(parts, key=lambda t: t.bytes)
     raise ConfigError(
-        f"{top.key}: this run needs ~{_gb(total)} (mostly {top.what}), more than the "
-        f"{_gb(limit)} available; lower {top.key}"
+        f"{top.key}: this run needs {_gb(total)} (mostly {top.what}), more than the "
+        f"{limit / 1e9:.3g} GB available; lower {top.key}"
     )
