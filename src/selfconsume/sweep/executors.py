@@ -12,6 +12,7 @@ and SIGTERM alike cancel pending runs, terminate the workers, mark this sweep's 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -126,16 +127,19 @@ def run_local(
 
 def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunOutcome]:
     single_thread()
-    with sigterm_raises():
-        store = Store(store_path)
-        try:
+    store = Store(store_path)
+    try:
+        with sigterm_raises():
             outcomes = []
             for cfg in cfgs:
                 outcomes.append(run_guarded(cfg, store, on_generation=lambda _t: poll()))
                 poll()
             return outcomes
-        finally:
-            store.close()
+    except KeyboardInterrupt:  # run_config marked its run; this covers a signal between two steps
+        mark_interrupted(cfgs, store_path)
+        raise
+    finally:
+        store.close()
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -185,6 +189,7 @@ def run_dask(
         return _outcomes(cfgs, futures, store_path)
     except KeyboardInterrupt:
         interrupted = True
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # cancelled tasks are expected
         client.cancel(futures)
         raise
     finally:
