@@ -5,6 +5,7 @@ Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failur
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -57,8 +58,12 @@ def run(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Use the config's quick scale.")] = False,
 ) -> None:
-    """Run an experiment (and its sweep), resuming whatever part is already in the store."""
+    """Run an experiment (and its sweep), resuming whatever part is already in the store.
+
+    A failed run is listed on one line (its traceback is in the store's artifact folder) and the
+    other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
     from selfconsume.api import run_experiment
+    from selfconsume.sweep.executors import Terminated
 
     try:
         outcomes = run_experiment(
@@ -66,15 +71,45 @@ def run(
         )
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
+        typer.echo(
+            f"interrupted by {name}: unfinished runs are marked interrupted; "
+            "run the same command again to resume",
+            err=True,
+        )
+        raise typer.Exit(code) from None
+    except Exception as exc:
+        typer.echo(f"error: {_one_line(exc)} (traceback: {_log_traceback(exc)})", err=True)
+        raise typer.Exit(1) from None
+    for o in outcomes:
+        if o.status == "failed":
+            note = f"traceback: selfconsume runs --store {store} --traceback {o.run_id}"
+            typer.echo(f"run {o.run_id} failed: {o.error} ({note})", err=True)
+        elif o.status == "busy":
+            typer.echo(f"run {o.run_id} skipped: {o.error}; rerun when it ends", err=True)
     bad = [o for o in outcomes if o.status == "bad_input"]
     if bad:
         raise _bad_input(bad[0].error or "bad input")
-    failed = [o for o in outcomes if o.status == "failed"]
-    for o in failed:
-        typer.echo(f"run {o.run_id} failed: {o.error}", err=True)
-    typer.echo(f"{len(outcomes) - len(failed)}/{len(outcomes)} runs done; store: {store}", err=True)
-    if failed:
+    done = sum(o.status == "done" for o in outcomes)
+    typer.echo(f"{done}/{len(outcomes)} runs done; store: {store}", err=True)
+    if done < len(outcomes):
         raise typer.Exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _log_traceback(exc: BaseException) -> str:
+    """Write an error outside any run to a temporary log file; return its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="selfconsume-", suffix=".log")
+    with os.fdopen(fd, "w") as f:
+        f.write("".join(traceback.format_exception(exc)))
+    return path
 
 
 @app.command()
@@ -109,12 +144,25 @@ def presets(
 
 
 @app.command()
-def runs(store: StoreOpt = DEFAULT_STORE) -> None:
-    """List the runs in the store with their status."""
+def runs(
+    store: StoreOpt = DEFAULT_STORE,
+    traceback: Annotated[
+        str | None, typer.Option("--traceback", help="Print a failed run's traceback.")
+    ] = None,
+) -> None:
+    """List the runs in the store with their status (or print one failed run's traceback)."""
     from selfconsume.store.sqlite import Store
 
     try:
-        records = Store.open_existing(store).runs()
+        opened = Store.open_existing(store)
+        if traceback is not None:
+            try:
+                record = opened.run(traceback)
+            except KeyError:
+                raise ConfigError(f"--traceback: no run {traceback!r} in {store}") from None
+            typer.echo(record.traceback or f"run {traceback} has no traceback ({record.status})")
+            return
+        records = opened.runs()
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
     table = Table("run_id", "name", "status", "generations", "replicates", "created", "error")
@@ -154,7 +202,8 @@ def report(
     """Write PNG figures and one HTML page for every experiment in the store."""
     from selfconsume.report.html import write_report
 
-    if not store.exists():
-        raise _bad_input(f"{store}: no such store")
-    page = write_report(store, out)
+    try:
+        page = write_report(store, out)
+    except ConfigError as exc:
+        raise _bad_input(str(exc)) from None
     typer.echo(f"report: {page}", err=True)

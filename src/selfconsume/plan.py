@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from selfconsume.config import Config, apply_overrides, expand_sweep, read_raw
 from selfconsume.data.base import DATA, DataSource
 from selfconsume.errors import ConfigError
+from selfconsume.limits import check_memory
 from selfconsume.loop.schemes import SCHEMES, Scheme, resolve_scheme
 from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import MODELS, HasPopulation
@@ -84,7 +85,9 @@ def from_json(text: str) -> Config:
 
 def check(cfg: Config) -> None:
     """Cross-key checks: the data source can be built (files are read and checked), every metric,
-    reward and population update finds what it needs in the data and the model."""
+    reward and population update finds what it needs in the data and the model; the run fits in
+    memory (estimated from the config, before anything is allocated)."""
+    check_memory(cfg)
     source = DATA.get(cfg.data.kind).obj(cfg.data.params)
     family = MODELS.get(cfg.model.kind).obj
     probe = family(cfg.model.params, dim=source.dim, replicates=1, streams=Streams(cfg.seed))

@@ -1,19 +1,23 @@
 """Real data from a user's file of points (.npy or .csv), treated as the whole population.
 
 The file is validated once, when the source is built; every problem is a one-line ConfigError naming
-the file. Sampling draws rows uniformly with replacement, so the real set (n_real points) and the
+the file. A .npy file's header (dtype, shape) is checked against the file's size and the memory left
+before its data is read. Sampling draws rows uniformly with replacement, so the real set (n_real points) and the
 test set (n_test points) are both resamples of the file and may share rows.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as fmt
 from pydantic import Field
 
 from selfconsume.data.base import DATA, Params
 from selfconsume.errors import ConfigError
+from selfconsume.limits import available_bytes
 
 MIN_ROWS = 2
 
@@ -24,16 +28,88 @@ class FileParams(Params):
     dim: int | None = Field(default=None, ge=1)
 
 
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset of a .npy file, read from its header without loading it."""
+    with path.open("rb") as f:
+        version = fmt.read_magic(f)
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, _, dtype = readers[version](f)
+        return shape, dtype, f.tell()
+
+
+def _npy_problem(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> str | None:
+    """What is wrong with a .npy file's declared contents, before reading them (None if fine)."""
+    if dtype.hasobject:
+        return "holds Python objects (dtype object), not numbers"
+    if dtype.kind == "c":
+        return f"holds complex numbers ({dtype}); the points must be real"
+    if dtype.kind not in "biuf":
+        return f"dtype {dtype} is not numeric"
+    if len(shape) != 2:
+        return f"not a 2-D array of points (shape {shape})"
+    need = math.prod(shape) * dtype.itemsize
+    have = path.stat().st_size - offset
+    if need > have:
+        return f"header claims shape {shape} ({need} bytes) but {have} bytes follow (truncated?)"
+    return _too_big(math.prod(shape) * 8)
+
+
+def _too_big(nbytes: int) -> str | None:
+    available = available_bytes()
+    if nbytes > available:
+        return f"needs ~{nbytes / 1e9:.3g} GB as float64, more than the {available / 1e9:.3g} GB available"
+    return None
+
+
+def file_columns(path_str: str) -> int:
+    """Columns of a points file from its .npy header or its .csv's first line, without loading
+    it; 1 where the file cannot be read (building the source reports that)."""
+    path = Path(path_str).expanduser()
+    try:
+        if path.suffix == ".npy":
+            shape = _npy_header(path)[0]
+            return shape[1] if len(shape) == 2 else 1
+        with path.open() as f:
+            return len(f.readline().split(","))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 1
+
+
 def _load(path: Path) -> np.ndarray:
-    """The file's array: .npy via np.load, .csv as comma-separated numbers (header optional)."""
+    """The file's array: .npy checked from its header first, .csv as comma-separated numbers
+    (header optional)."""
     if path.suffix == ".npy":
+        problem = _npy_problem(path, *_npy_header(path))
+        if problem:
+            raise _Refused(problem)
         return np.load(path, allow_pickle=False)
     if path.suffix == ".csv":
+        problem = _too_big(4 * path.stat().st_size)  # >= 2 characters per number
+        if problem:
+            raise _Refused(problem)
         try:
             return np.loadtxt(path, delimiter=",", ndmin=2)
         except ValueError:
+            if _complex_row(path):
+                raise _Refused("holds complex numbers; the points must be real") from None
             return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
     raise ValueError(f"unsupported extension {path.suffix!r} (use .npy or .csv)")
+
+
+def _complex_row(path: Path) -> bool:
+    """Whether a .csv's first line is numbers, some complex (data to refuse, not a header to skip)."""
+    with path.open() as f:
+        fields = f.readline().split(",")
+    try:
+        return any(complex(x.strip()).imag != 0 for x in fields)
+    except ValueError:
+        return False
+
+
+class _Refused(Exception):
+    """A file whose contents are known to be wrong before they are read."""
 
 
 def load_points(path_str: str, dim: int | None = None) -> np.ndarray:
@@ -45,11 +121,16 @@ def load_points(path_str: str, dim: int | None = None) -> np.ndarray:
 
     if not path.is_file():
         raise fail("file not found")
+    if path.stat().st_size == 0:
+        raise fail("the file is empty")
     try:
-        points = np.asarray(_load(path), dtype=np.float64)
-    except (OSError, ValueError, TypeError) as exc:
+        points = _load(path)
+    except _Refused as exc:
+        raise fail(str(exc)) from None
+    except (OSError, ValueError, TypeError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise fail(f"unreadable ({reason})") from None
+    points = points.astype(np.float64, copy=False)
     if points.ndim != 2:
         raise fail(f"not a 2-D array of points (shape {points.shape})")
     if not np.all(np.isfinite(points)):

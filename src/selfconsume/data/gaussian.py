@@ -14,7 +14,7 @@ MAX_DIM = 4096
 class GaussianParams(Params):
     dim: int = Field(default=1, ge=1, le=MAX_DIM)
     mean: float | list[float] = 0.0
-    std: float = Field(default=1.0, gt=0)
+    std: float = Field(default=1.0, gt=0, le=1e100)  # std^2 and the samples stay finite
     cov: list[list[float]] | None = None
 
     @model_validator(mode="after")

@@ -8,13 +8,14 @@ checkpoint commit together, so a rerun resumes after the last committed generati
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from selfconsume.config import Config
-from selfconsume.errors import ConfigError, RunFailed
+from selfconsume.errors import ConfigError, RunBusy, RunFailed
 from selfconsume.loop.curation import curate, require_kept
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
@@ -29,30 +30,85 @@ SNAPSHOT_POINTS = 2000
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
-    status: str  # done | failed | bad_input
+    status: str  # done | failed | bad_input | busy (another live process holds the run)
     error: str | None = None
 
 
 def run_config(
     cfg: Config, store: Store, on_generation: Callable[[int], None] | None = None
 ) -> RunOutcome:
-    """Run (or resume) one config into the store. Bad input raises ConfigError; a failure inside
-    the loop is recorded in the store and returned as a failed outcome."""
-    plan = build(cfg)
-    record = store.begin_run(cfg)
-    if record.status == "done":
-        return RunOutcome(record.run_id, "done")
+    """Run (or resume) one config into the store.
+
+    Bad input raises ConfigError (before any row is written when the plan cannot be built). Any other
+    exception inside the run is recorded as `failed` with its type and message (its traceback in
+    the store) and returned, so sibling runs go on. An interrupt (KeyboardInterrupt, SystemExit, or
+    an exception from the caller's `on_generation` hook) marks the run `interrupted` and
+    propagates; a rerun resumes it. A run another live process holds is skipped (`busy`)."""
+    plan_error: Exception | None = None
     try:
-        _loop(plan, store, record.run_id, on_generation)
-    except ConfigError as exc:
-        store.finish_run(record.run_id, "failed", f"bad input: {exc}")
+        plan = build(cfg)
+    except ConfigError:
         raise
-    except (RunFailed, FloatingPointError, np.linalg.LinAlgError, ValueError, RuntimeError) as exc:
-        reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.finish_run(record.run_id, "failed", reason)
-        return RunOutcome(record.run_id, "failed", reason)
-    store.finish_run(record.run_id, "done")
-    return RunOutcome(record.run_id, "done")
+    except Exception as exc:  # a bug, or a user callable raising while the plan is built
+        plan_error = exc
+    try:
+        record = store.begin_run(cfg)
+    except RunBusy as exc:
+        return RunOutcome(cfg.run_id, "busy", str(exc))
+    run_id = record.run_id
+    if record.status == "done":
+        return RunOutcome(run_id, "done")
+    if plan_error is not None:
+        return _failed(store, run_id, plan_error)
+    try:
+        _loop(plan, store, run_id, _caller_hook(on_generation))
+    except RunBusy as exc:  # this process lost the lease: the new owner records the run
+        return RunOutcome(run_id, "busy", str(exc))
+    except _CallerStopped as stop:
+        store.finish_run(run_id, "interrupted", f"stopped by the caller: {_one_line(stop.cause)}")
+        raise stop.cause from None
+    except ConfigError as exc:
+        store.finish_run(run_id, "failed", f"bad input: {exc}")
+        raise
+    except Exception as exc:
+        return _failed(store, run_id, exc)
+    except BaseException as exc:
+        store.finish_run(run_id, "interrupted", type(exc).__name__)
+        raise
+    store.finish_run(run_id, "done")
+    return RunOutcome(run_id, "done")
+
+
+class _CallerStopped(Exception):
+    """The caller's on_generation hook raised: the caller stopped the run, the run did not fail."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _caller_hook(hook: Callable[[int], None] | None) -> Callable[[int], None] | None:
+    if hook is None:
+        return None
+
+    def call(t: int) -> None:
+        try:
+            hook(t)
+        except Exception as exc:
+            raise _CallerStopped(exc) from exc
+
+    return call
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _failed(store: Store, run_id: str, exc: Exception) -> RunOutcome:
+    """Record a failure honestly: its type and message, and its traceback, in the store."""
+    reason = _one_line(exc)
+    store.finish_run(run_id, "failed", reason, traceback="".join(traceback.format_exception(exc)))
+    return RunOutcome(run_id, "failed", reason)
 
 
 def _real_set(plan: Plan, generation: int) -> np.ndarray:

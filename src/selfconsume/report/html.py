@@ -55,7 +55,7 @@ def load_experiments(store: Store) -> list[Experiment]:
 def write_report(store_path: Path, out: Path) -> Path:
     """Write figures (PNG) and index.html for every experiment in the store; return the page."""
     out.mkdir(parents=True, exist_ok=True)
-    store = Store(store_path)
+    store = Store.open_existing(store_path)
     sections = []
     for exp in load_experiments(store):
         figures: list[Figure] = []

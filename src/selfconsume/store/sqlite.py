@@ -284,11 +284,12 @@ class Store:
         return beat is not None and time.time() - beat < self.lease_timeout
 
     def _owned(self, run_id: str) -> None:
-        """Inside a transaction: RunBusy unless the lease is ours or free; refresh ours."""
+        """Inside a transaction: RunBusy unless the lease is ours, free or its holder's dead;
+        refresh ours."""
         row = self._exec("SELECT owner, heartbeat FROM runs WHERE run_id=?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
-        if row[0] not in (None, self.owner):
+        if row[0] not in (None, self.owner) and self._alive(row[0], row[1]):
             raise RunBusy(f"run {run_id}: lease lost to {row[0]}; this process stops writing it")
         self._exec(
             "UPDATE runs SET heartbeat=? WHERE run_id=? AND owner=?",
