@@ -99,21 +99,29 @@ def _configs(exp: Experiment) -> str:
 
 
 def _theory_table(rows: list[TheoryRow]) -> str:
+    """One line per (arm, quantity), the generations it reports side by side."""
     if not rows:
         return ""
-    head = (
-        "<tr><th>arm</th><th>quantity</th><th>t</th><th>theory</th><th>simulation</th>"
-        "<th>standard error</th><th>z</th></tr>"
-    )
-    body = "".join(
-        f'<tr class="{"off" if abs(r.z) > 3 else ""}"><td>{_e(r.run)}</td><td>{_e(r.quantity)}</td>'
-        f"<td>{r.generation}</td><td>{r.theory:.5g}</td><td>{r.mean:.5g}</td><td>{r.se:.2g}</td>"
-        f"<td>{r.z:+.2f}</td></tr>"
-        for r in rows
-    )
+    lines: dict[tuple[str, str], list[TheoryRow]] = defaultdict(list)
+    for r in rows:
+        lines[(r.run, r.quantity)].append(r)
+    width = max(len(v) for v in lines.values())
+    group = "<th>t</th><th>theory</th><th>simulation</th><th>s.e.</th><th>z</th>"
+    head = f"<tr><th>arm</th><th>quantity</th>{group * width}</tr>"
+    body = ""
+    for (run, quantity), cells in lines.items():
+        body += f"<tr><td>{_e(run)}</td><td>{_e(quantity)}</td>"
+        for r in cells:
+            flag = ' class="off"' if abs(r.z) > 3 else ""
+            body += (
+                f'<td class="t">{r.generation}</td><td>{r.theory:.4g}</td><td>{r.mean:.4g}</td>'
+                f"<td>{r.se:.2g}</td><td{flag}>{r.z:+.2f}</td>"
+            )
+        body += "</tr>"
     return (
-        "<h3>Theory vs simulation</h3><p class=note>Mean over replicates against the closed form; "
-        "z = (simulation − theory) / standard error, |z| &gt; 3 highlighted.</p>"
+        "<h3>Theory vs simulation</h3><p class=note>Mean over replicates against the closed form "
+        "at the first, middle and last generation; z = (simulation − theory) / standard error, "
+        "|z| &gt; 3 in red.</p>"
         f"<table>{head}{body}</table>"
     )
 
@@ -148,7 +156,7 @@ body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}}
 nav{{position:sticky;top:0;background:#f4f4f4;padding:.5em;border-bottom:1px solid #ccc;z-index:1}}
 nav a{{margin-right:1.2em;text-decoration:none;color:#124}}nav b{{margin-right:1.5em}}
 img{{max-width:100%}}table{{border-collapse:collapse;font-size:12px;margin:.5em 0}}
-td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}tr.off td{{background:#fdd}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}td.off{{background:#fdd}}td.t{{border-left:2px solid #999}}
 figure{{margin:1em 0}}figcaption{{font-size:13px;color:#333}}pre{{font-size:11px;background:#fafafa}}
 details{{margin:.5em 0}}summary{{cursor:pointer}}.note{{font-size:12px;color:#555}}
 section{{border-top:2px solid #ddd;margin-top:1.5em;scroll-margin-top:3em}}

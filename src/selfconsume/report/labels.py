@@ -14,7 +14,8 @@ from typing import Any
 from selfconsume.store.reader import flatten, swept_keys
 from selfconsume.store.sqlite import RunRecord
 
-SCHEME_KEYS = ("scheme.kind", "scheme.lam")
+SCHEME_KEYS = ("scheme.kind", "scheme.lam", "scheme.n_synthetic")
+SHORT = 40
 ORDER = {"replace": 0, "mix": 1, "accumulate": 2, "accumulate_subsample": 3, "fresh": 4}
 WORDS = {"mle": "MLE", "bradley_terry": "Bradley–Terry", "top_fraction": "top fraction"}
 SYMBOLS = {
@@ -25,7 +26,6 @@ SYMBOLS = {
     "data.n_real": "n",
     "replicates": "R",
     "generations": "G",
-    "scheme.n_synthetic": "n_synthetic",
 }
 FLAGS = {
     "model.warm_start": ("warm start", "from scratch"),
@@ -76,7 +76,9 @@ def run_labels(records: list[RunRecord]) -> list[str]:
     """Label each run by what differs between the runs of one experiment, in the talk's words."""
     keys = swept_keys(records)
     if not keys:
-        return [r.run_id for r in records] if len(records) > 1 else [records[0].name]
+        name = records[0].name
+        short = name if len(name) <= SHORT else name[: SHORT - 1] + "…"
+        return [r.run_id for r in records] if len(records) > 1 else [short]
     labels = []
     for record in records:
         flat, parts = flatten(record.config), []
@@ -88,7 +90,28 @@ def run_labels(records: list[RunRecord]) -> list[str]:
             if key not in SCHEME_KEYS and key in flat and flat[key] is not None:
                 parts.append(key_label(key, flat[key]))
         labels.append(", ".join(dict.fromkeys(parts)))
+    return _distinct(labels, records)
+
+
+def _distinct(labels: list[str], records: list[RunRecord]) -> list[str]:
+    """Labels made unique where the readable forms coincide (say a swept n_synthetic, otherwise
+    implied by λ): the batch size, then the run id, is added to the colliding ones."""
+    for extra in (_batch, _run_id):
+        counts = {label: labels.count(label) for label in labels}
+        labels = [
+            ", ".join(filter(None, (label, extra(r)))) if counts[label] > 1 else label
+            for label, r in zip(labels, records, strict=True)
+        ]
     return labels
+
+
+def _batch(record: RunRecord) -> str:
+    n = record.config["scheme"].get("n_synthetic")
+    return "" if n is None else f"n_synthetic = {n}"
+
+
+def _run_id(record: RunRecord) -> str:
+    return f"run {record.run_id}"
 
 
 def talk_order(records: list[RunRecord]) -> list[int]:

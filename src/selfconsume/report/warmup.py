@@ -5,6 +5,7 @@ estimator, read from its stored config through the kinds' own params models (no 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,14 +59,14 @@ def _series(run: RunData) -> Series | None:
 
 def _warmup_runs(exp: Experiment, scheme: str) -> list[tuple[RunData, Series]]:
     """The experiment's 1-D Gaussian warm-up runs under `scheme` with its default batch size
-    (n_real for replace, round(lam n_real) for mix), whether stored as null or spelled out."""
+    (n_real for replace, lam n_real rounded for mix), whether stored as null or resolved."""
     out = []
     for run in exp.runs:
         series, spec = _series(run), run.config["scheme"]
         if series is None or spec["kind"] != scheme or (scheme == "mix" and spec["lam"] is None):
             continue
-        batch = series.n if scheme == "replace" else int(round(spec["lam"] * series.n))
-        if spec["n_synthetic"] in (None, batch):
+        lam_n = 1.0 * series.n if scheme == "replace" else spec["lam"] * series.n
+        if spec["n_synthetic"] in (None, round(lam_n), math.floor(lam_n + 0.5)):
             out.append((run, series))
     return out
 
