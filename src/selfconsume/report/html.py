@@ -153,8 +153,8 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}}
-nav{{position:sticky;top:0;background:#f4f4f4;padding:.5em;border-bottom:1px solid #ccc;z-index:1}}
-nav a{{margin-right:1.2em;text-decoration:none;color:#124}}nav b{{margin-right:1.5em}}
+nav{{position:sticky;top:0;background:#f4f4f4;padding:.5em;border-bottom:1px solid #ccc;z-index:1;
+display:flex;flex-wrap:wrap;gap:.3em 1.2em}}nav a,nav b{{white-space:nowrap}}nav a{{color:#124}}
 img{{max-width:100%}}table{{border-collapse:collapse;font-size:12px;margin:.5em 0}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}td.off{{background:#fdd}}td.t{{border-left:2px solid #999}}
 figure{{margin:1em 0}}figcaption{{font-size:13px;color:#333}}pre{{font-size:11px;background:#fafafa}}
