@@ -33,19 +33,20 @@ ANALYTIC_REWARDS = frozenset({"table", "linear", "distance"})
 
 
 def _is_discrete(cfg: dict[str, Any]) -> bool:
-    """A discrete run whose exact update can be drawn: discrete data and model, analytic reward."""
+    """A discrete run whose exact update can be drawn: discrete data and model, an analytic reward,
+    fully synthetic or mixed with a stored λ."""
+    scheme = cfg["scheme"]
     return (
         cfg["data"]["kind"] == "discrete"
         and cfg["model"]["kind"] == "discrete"
         and cfg["curation"]["reward"]["kind"] in ANALYTIC_REWARDS
+        and (scheme["kind"] == "replace" or (scheme["kind"] == "mix" and scheme["lam"] is not None))
     )
 
 
 def _lam(cfg: dict[str, Any]) -> float | None:
-    scheme = cfg["scheme"]
-    if scheme["kind"] == "replace":
-        return None
-    return 1.0 if scheme["lam"] is None else scheme["lam"]
+    """λ of the update, None for fully synthetic (as selfconsume.theory.curation.step takes it)."""
+    return None if cfg["scheme"]["kind"] == "replace" else cfg["scheme"]["lam"]
 
 
 def _setting(cfg: dict[str, Any]) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
