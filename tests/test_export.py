@@ -98,6 +98,11 @@ def test_results_as_xarray_is_run_by_replicate_by_generation(filled):
             np.testing.assert_array_equal(block, values.T)
     assert np.isnan(ds["mass_0"].values[2, 7:]).all()  # the curated run has 7 replicates
     assert list(ds["scheme.lam"].values[:2]) == [0.0, 0.5]
+    assert set(api.results(path, name="curated", xarray=True).data_vars) == {
+        "mass_0",
+        "mass_1",
+        "mass_2",
+    }
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "arrow", "csv", "json"])
@@ -176,6 +181,7 @@ def test_bad_export_requests_exit_2_with_one_line(filled, tmp_path):
     nowhere = tmp_path / "no" / "such" / "folder.parquet"
     assert "--out" in one_line_exit_2(invoke("--store", str(path), "--out", str(nowhere)))
     assert "--out" in one_line_exit_2(invoke("--store", str(path), "--out", str(path)))
+    assert "--out" in one_line_exit_2(invoke("--store", str(path), "--out", str(tmp_path)))
 
 
 def test_binary_formats_refuse_a_terminal_but_not_a_pipe(filled):

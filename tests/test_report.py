@@ -169,6 +169,9 @@ def test_report_refuses_missing_empty_and_foreign_stores_without_writing(tmp_pat
         runner.invoke(app, ["report", "--store", str(blank), "--out", str(tmp_path / "r")])
     )
     assert blank.stat().st_size == 0
+    assert "--out" in one_line_exit_2(
+        runner.invoke(app, ["report", "--store", str(blank), "--out", str(blank)])
+    )
     empty = tmp_path / "empty.sqlite"
     Store(empty).close()
     assert "no runs" in one_line_exit_2(

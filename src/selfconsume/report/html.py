@@ -51,6 +51,8 @@ def write_report(store_path: str | os.PathLike[str], out: str | os.PathLike[str]
     """Write figures (PNG + SVG) and index.html for every experiment in the store; return the page.
     The store is opened read-only; a missing store or one without runs is a ConfigError."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a folder")
     with StoreReader(store_path) as store:
         experiments = load_experiments(store)
         if not experiments:

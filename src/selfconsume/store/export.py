@@ -76,7 +76,7 @@ class Layout:
         categories: dict[str, list[Any]] = {
             "run_id": [r.run_id for r in runs],
             "name": names,
-            "metric": reader.metric_names(),
+            "metric": reader.metric_names([r.run_id for r in runs]),
         }
         run_codes = {"run_id": list(range(len(runs))), "name": [names.index(r.name) for r in runs]}
         flats = [flatten(r.config) for r in runs]
@@ -243,6 +243,8 @@ def check_request(store: Path, fmt: str, out: Path | None, stdout: IO[str]) -> N
         raise ConfigError(f"--format: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt in BINARY_FORMATS and out is None and stdout.isatty():
         raise ConfigError(f"--format {fmt}: binary output needs --out FILE (or a pipe)")
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out: {out} is a folder; give a file name")
     if out is not None and not out.parent.is_dir():
         raise ConfigError(f"--out: {out.parent} is not a folder")
     if out is not None and out.resolve() == store.resolve():

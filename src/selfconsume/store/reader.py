@@ -88,10 +88,13 @@ class StoreReader:
             total += size // 8
         return total
 
-    def metric_names(self) -> list[str]:
-        """Every metric name in the store, sorted."""
-        rows = self._db.execute("SELECT DISTINCT metric FROM metrics ORDER BY metric")
-        return [m for (m,) in rows]
+    def metric_names(self, run_ids: list[str]) -> list[str]:
+        """The metric names the given runs hold, sorted."""
+        names: set[str] = set()
+        for run_id in run_ids:
+            rows = self._db.execute("SELECT DISTINCT metric FROM metrics WHERE run_id=?", (run_id,))
+            names.update(m for (m,) in rows)
+        return sorted(names)
 
     def block(self, run_id: str, out: np.ndarray | None = None) -> Block:
         """All metric values of one run, filled into `out` (1-D float64, exactly long enough) if
