@@ -29,9 +29,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import xarray as xr
 
-COLUMNS = ["run_id", "name", "replicate", "generation", "metric", "value"]
-SUMMARY_COLUMNS = ["run_id", "name", "generation", "metric", "n", "mean", "sd", "se", "ci_low"]
-SUMMARY_COLUMNS += ["ci_high"]
+STATS = ["n", "mean", "sd", "se", "ci_low", "ci_high"]
+SUMMARY_COLUMNS = ["run_id", "name", "generation", "metric", *STATS]
 FORMATS = ("csv", "json", "parquet", "arrow")
 BINARY_FORMATS = ("parquet", "arrow")
 
@@ -197,7 +196,7 @@ def describe(block: Block) -> dict[str, np.ndarray]:
     from scipy.stats import t as student
 
     if block.lengths.size == 0:
-        return {k: np.empty(0) for k in ("n", "mean", "sd", "se", "ci_low", "ci_high")}
+        return {k: np.empty(0) for k in STATS}
     starts = np.cumsum(block.lengths) - block.lengths
     finite = np.isfinite(block.values)
     n = np.add.reduceat(finite, starts, dtype=np.int64)

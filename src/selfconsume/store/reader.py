@@ -48,7 +48,9 @@ class Block:
 
 
 class StoreReader:
-    """Read runs, metric arrays and sample snapshots of the store at `path`, read-only."""
+    """Read runs, metric arrays and sample snapshots of the store at `path`, read-only. Used as a
+    context manager it reads one consistent snapshot (a read transaction), so that counts and the
+    values read after them agree while a sweep is still writing."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -57,16 +59,18 @@ class StoreReader:
         self.artifacts = self.path.with_name(self.path.stem + "_artifacts")
         uri = self.path.resolve().as_uri() + "?mode=ro"
         try:
-            self._db = sqlite3.connect(uri, uri=True, timeout=60)
+            self._db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
             self._db.execute("SELECT run_id, config_json FROM runs LIMIT 1").fetchall()
             self._db.execute("SELECT run_id, generation, metric, value FROM metrics LIMIT 0")
         except sqlite3.DatabaseError:
             raise ConfigError(f"{self.path}: not a selfconsume store") from None
 
     def __enter__(self) -> StoreReader:
+        self._db.execute("BEGIN")
         return self
 
     def __exit__(self, *_: object) -> None:
+        self._db.execute("COMMIT")
         self.close()
 
     def close(self) -> None:
