@@ -58,17 +58,18 @@ def test_run_twice_does_the_work_once(config_file, store_path):
 
 
 def test_export_long_format(config_file, store_path, capsys):
-    from selfconsume.store.export import export_long
+    from selfconsume.store.export import export
 
     assert run_with(config_file, store_path).exit_code == 0
     buf = io.StringIO()
-    export_long(store_path, "csv", buf)
+    export(store_path, "csv", stdout=buf)
     frame = pd.read_csv(io.StringIO(buf.getvalue()))
-    assert list(frame.columns) == ["run_id", "name", "replicate", "generation", "metric", "value"]
+    long = ["run_id", "name", "replicate", "generation", "metric", "value"]
+    assert list(frame.columns[:6]) == long and "scheme.lam" in frame.columns  # then swept keys
     # 2 runs x 5 generations x 50 replicates per metric
     assert (frame.metric == "std").sum() == 2 * 5 * 50
     buf = io.StringIO()
-    export_long(store_path, "json", buf)
+    export(store_path, "json", stdout=buf)
     records = json.loads(buf.getvalue())
     assert len(records) == len(frame)
     assert set(records[0]) == set(frame.columns)

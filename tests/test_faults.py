@@ -33,6 +33,7 @@ from selfconsume.limits import check_memory, estimate_bytes
 from selfconsume.loop.run import run_config
 from selfconsume.plan import load, resolve
 from selfconsume.store.export import long_frame
+from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
 
 STORE_DIR = str(Path(selfconsume.store.__file__).parent)
@@ -76,11 +77,8 @@ runner = CliRunner()
 
 def frame(path: Path) -> pd.DataFrame:
     """The store's long export, in a canonical order."""
-    store = Store(path)
-    try:
-        out = long_frame(store)
-    finally:
-        store.close()
+    with StoreReader(path) as reader:
+        out = long_frame(reader)
     return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
 
 

@@ -1,4 +1,4 @@
-"""The Python API: run an experiment into a store and read its results back as a DataFrame."""
+"""The Python API: run an experiment into a store; read its values and their summary back."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from selfconsume.sweep.progress import SweepProgress
 
 if TYPE_CHECKING:
     import pandas as pd
+    import xarray as xr
 
 
 def run_experiment(
@@ -39,8 +40,25 @@ def run_experiment(
         watcher.close()
 
 
-def results(store: str | Path = "runs/store.sqlite", name: str | None = None) -> pd.DataFrame:
-    """Metric values in long format: run_id, name, replicate, generation, metric, value."""
-    from selfconsume.store.export import long_frame
+def results(
+    store: str | Path = "runs/store.sqlite", name: str | None = None, xarray: bool = False
+) -> pd.DataFrame | xr.Dataset:
+    """Every metric value, read-only, in long format: run_id, name, replicate, generation, metric,
+    value, then one column per swept key. A compact frame (categoricals for the ids, names, metrics
+    and swept keys; int32 replicate and generation; float64 values); with xarray=True, a Dataset with
+    dims run x replicate x generation and one variable per metric. A missing store is a ConfigError."""
+    from selfconsume.store.export import long_frame, xarray_dataset
+    from selfconsume.store.reader import StoreReader
 
-    return long_frame(Store(store), name)
+    with StoreReader(store) as reader:
+        return xarray_dataset(reader, name) if xarray else long_frame(reader, name)
+
+
+def summary(store: str | Path = "runs/store.sqlite", name: str | None = None) -> pd.DataFrame:
+    """Per (run, generation, metric): n, mean, sd, standard error and the 95% t interval of the
+    mean over replicates (ci_low, ci_high), then one column per swept key."""
+    from selfconsume.store.export import summary_frame
+    from selfconsume.store.reader import StoreReader
+
+    with StoreReader(store) as reader:
+        return summary_frame(reader, name)

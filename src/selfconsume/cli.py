@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failur
 from __future__ import annotations
 
 import os
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -26,11 +25,6 @@ StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store (artifacts
 class ExecutorKind(StrEnum):
     local = "local"
     dask = "dask"
-
-
-class ExportFormat(StrEnum):
-    csv = "csv"
-    json = "json"
 
 
 def wide_console() -> Console:
@@ -182,14 +176,23 @@ def runs(
 @app.command()
 def export(
     store: StoreOpt = DEFAULT_STORE,
-    format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.csv,
+    format: Annotated[str, typer.Option("--format", help="csv, json, parquet or arrow.")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: standard output).")
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="mean, sd, se, 95% interval per run/generation/metric."),
+    ] = False,
 ) -> None:
-    """Write every metric value to stdout: run_id, name, replicate, generation, metric, value."""
-    from selfconsume.store.export import export_long
+    """Write every value in long format (run_id, name, replicate, generation, metric, value, then
+    one column per swept key), or with --summary its summary over replicates. Reads the store only."""
+    from selfconsume.store.export import export as write_export
 
-    if not store.exists():
-        raise _bad_input(f"{store}: no such store")
-    export_long(store, format.value, sys.stdout)
+    try:
+        write_export(store, format, out, summary)
+    except ConfigError as exc:
+        raise _bad_input(str(exc)) from None
 
 
 @app.command()
@@ -199,7 +202,8 @@ def report(
         "report"
     ),
 ) -> None:
-    """Write PNG figures and one HTML page for every experiment in the store."""
+    """Write figures (PNG and SVG) and one self-contained HTML page for every experiment in the
+    store. Reads the store only and never runs user code."""
     from selfconsume.report.html import write_report
 
     try:

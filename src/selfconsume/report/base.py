@@ -1,9 +1,12 @@
-"""What figures read: an experiment (all runs sharing a name) loaded from the store, and the
-registry of figure makers. A maker returns the figures it applies to, or none.
+"""What figures and tables read: an experiment (all runs sharing a name) loaded read-only from the
+store, and the registries of figure makers and theory-table makers. A maker returns what it applies
+to, or nothing. File names come from `Experiment.slug`, never from the raw name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -12,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from selfconsume.store.sqlite import RunRecord, Store
+from selfconsume.store.reader import StoreReader
+from selfconsume.store.sqlite import RunRecord
+
+SLUG_LENGTH = 40
 
 
 @dataclass
@@ -22,7 +28,7 @@ class RunData:
     record: RunRecord
     metrics: dict[str, np.ndarray]
     label: str
-    store: Store
+    store: StoreReader
 
     @property
     def config(self) -> dict[str, Any]:
@@ -31,6 +37,15 @@ class RunData:
     def samples(self) -> dict[int, np.ndarray]:
         """Stored sample snapshots by generation, each (replicates_kept, n, dim)."""
         return self.store.samples(self.record.run_id)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe stem for an experiment name: letters, digits, '-', '_' only, at most
+    SLUG_LENGTH of them, plus a hash of the name whenever anything had to change (no collisions)."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:SLUG_LENGTH]
+    if safe == name:
+        return safe
+    return f"{safe or 'experiment'}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -44,16 +59,48 @@ class Experiment:
     def metric_names(self) -> set[str]:
         return {m for r in self.runs for m in r.metrics}
 
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+    def path(self, out: Path, suffix: str) -> Path:
+        """Where a figure of this experiment goes: out/<slug>-<suffix>.png (always inside out)."""
+        return out / f"{self.slug}-{suffix}.png"
+
 
 @dataclass(frozen=True)
 class Figure:
+    """A saved figure: the PNG shown on the page and its SVG for papers."""
+
     path: Path
     title: str
     caption: str
 
+    @property
+    def svg(self) -> Path:
+        return self.path.with_suffix(".svg")
+
+
+@dataclass(frozen=True)
+class TheoryRow:
+    """A closed form against the simulation at one generation: mean over replicates and its SE."""
+
+    run: str
+    quantity: str
+    generation: int
+    theory: float
+    mean: float
+    se: float
+
+    @property
+    def z(self) -> float:
+        return (self.mean - self.theory) / self.se if self.se > 0 else float("nan")
+
 
 FigureMaker = Callable[[Experiment, Path], list[Figure]]
+TableMaker = Callable[[Experiment], list[TheoryRow]]
 FIGURES: list[FigureMaker] = []
+TABLES: list[TableMaker] = []
 
 
 def figure_maker(fn: FigureMaker) -> FigureMaker:
@@ -62,11 +109,32 @@ def figure_maker(fn: FigureMaker) -> FigureMaker:
     return fn
 
 
-def save(fig: Any, path: Path, title: str, caption: str) -> Figure:
-    """Save a matplotlib figure as PNG, close it, and describe it for the page."""
+def table_maker(fn: TableMaker) -> TableMaker:
+    """Register a theory-table maker: rows wherever a closed form for a stored metric exists."""
+    TABLES.append(fn)
+    return fn
+
+
+def save(
+    fig: Any, path: Path, title: str, caption: str, rect: tuple[float, ...] | None = None
+) -> Figure:
+    """Save a matplotlib figure as PNG (for the page) and SVG (for papers), close it, describe it."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if rect is None:
+        fig.tight_layout()
+    else:
+        fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
+    fig.savefig(path.with_suffix(".svg"))
     plt.close(fig)
     return Figure(path, title, caption)
+
+
+def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over replicates and its standard error, per generation (values (G, R), NaN ignored)."""
+    count = np.sum(np.isfinite(values), axis=1)
+    mean = np.nanmean(values, axis=1)
+    if values.shape[1] < 2:
+        return mean, np.zeros_like(mean)
+    return mean, np.nanstd(values, axis=1, ddof=1) / np.sqrt(np.maximum(count, 1))

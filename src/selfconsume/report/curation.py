@@ -2,6 +2,8 @@
 
 For discrete runs the exact population update (selfconsume.theory.curation) is drawn dashed from
 p_0 = p_data, with the K -> inf limit dotted; sampled runs should follow it within their interval.
+The update needs the reward of every state: it is rebuilt only for the analytic built-in kinds
+(ANALYTIC_REWARDS), so that drawing a report never imports a user's `callable` reward.
 """
 
 from __future__ import annotations
@@ -16,28 +18,35 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume import kinds  # noqa: F401  (fills the reward registry)
 from selfconsume.config import CurationConfig
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.metrics.curation import exact_reward_stats
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
 from selfconsume.report.curves import plot_metric
+from selfconsume.rewards import toy  # noqa: F401  (registers the analytic rewards below)
 from selfconsume.rewards.base import build_reward
 from selfconsume.theory import curation as theory
 
 PANELS = ("reward_mean", "exp_reward_mean", "exp_reward_var")
 MASS = re.compile(r"mass_(\d+)$")
+ANALYTIC_REWARDS = frozenset({"table", "linear", "distance"})
 
 
 def _is_discrete(cfg: dict[str, Any]) -> bool:
-    return cfg["data"]["kind"] == "discrete" and cfg["model"]["kind"] == "discrete"
+    """A discrete run whose exact update can be drawn: discrete data and model, an analytic reward,
+    fully synthetic or mixed with a stored λ."""
+    scheme = cfg["scheme"]
+    return (
+        cfg["data"]["kind"] == "discrete"
+        and cfg["model"]["kind"] == "discrete"
+        and cfg["curation"]["reward"]["kind"] in ANALYTIC_REWARDS
+        and (scheme["kind"] == "replace" or (scheme["kind"] == "mix" and scheme["lam"] is not None))
+    )
 
 
 def _lam(cfg: dict[str, Any]) -> float | None:
-    scheme = cfg["scheme"]
-    if scheme["kind"] == "replace":
-        return None
-    return 1.0 if scheme["lam"] is None else scheme["lam"]
+    """λ of the update, None for fully synthetic (as selfconsume.theory.curation.step takes it)."""
+    return None if cfg["scheme"]["kind"] == "replace" else cfg["scheme"]["lam"]
 
 
 def _setting(cfg: dict[str, Any]) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
@@ -111,16 +120,15 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
         ax.set(xlabel="generation", title=metric)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
-    fig.tight_layout(rect=(0, 0.04 + 0.05 * (-(-len(labels) // 3)), 1, 1))
-    path = out / f"{exp.name}-reward.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return [
-        Figure(
-            path,
+        save(
+            fig,
+            exp.path(out, "reward"),
             f"{exp.name}: reward under curated retraining",
-            "Mean over replicates with its 95% interval, one colour per run. Discrete runs: the exact "
-            "population update from p_data dashed, its K → ∞ limit dotted, e^{β r*} in grey.",
+            "Mean over replicates with its 95% interval, one colour per run. Discrete runs with an "
+            "analytic reward: the exact population update from p_data dashed, its K → ∞ limit "
+            "dotted, e^{β r*} in grey.",
+            rect=(0, 0.04 + 0.05 * (-(-len(labels) // 3)), 1, 1),
         )
     ]
 
@@ -160,9 +168,9 @@ def mass_bars(exp: Experiment, out: Path) -> list[Figure]:
     return [
         save(
             fig,
-            out / f"{exp.name}-mass.png",
+            exp.path(out, "mass-bars"),
             f"{exp.name}: mass per state",
             "Mean mass over replicates at the first, middle and last generation; black ticks, the "
-            "exact population update (discrete runs).",
+            "exact population update (discrete runs with an analytic reward).",
         )
     ]

@@ -10,21 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, mean_se, save
 
 MAX_PANELS = 12
 
 
 def mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over replicates and a 95% normal interval for it, per generation (values (G, R))."""
-    mean = np.nanmean(values, axis=1)
-    count = np.sum(np.isfinite(values), axis=1)
-    sem = (
-        np.nanstd(values, axis=1, ddof=1) / np.sqrt(np.maximum(count, 1))
-        if values.shape[1] > 1
-        else 0 * mean
-    )
-    return mean, mean - 1.96 * sem, mean + 1.96 * sem
+    mean, se = mean_se(values)
+    return mean, mean - 1.96 * se, mean + 1.96 * se
 
 
 def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = None) -> None:
@@ -40,7 +34,7 @@ def is_mass(name: str) -> bool:
     return name.startswith("mass_") and name[5:].isdigit()
 
 
-def curves_figure(exp: Experiment, names: list[str], path: Path) -> None:
+def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> Figure:
     """Save one panel per metric, one line per run with its 95% interval."""
     cols = min(3 if len(names) <= 9 else 4, len(names))
     rows = -(-len(names) // cols)
@@ -55,9 +49,8 @@ def curves_figure(exp: Experiment, names: list[str], path: Path) -> None:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    caption = "Mean over replicates, 95% interval shaded; one line per run."
+    return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
 
 
 @figure_maker
@@ -67,16 +60,13 @@ def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
     groups = [
         ("metrics", [m for m in names if not is_mass(m)][:MAX_PANELS], "Metrics by generation"),
         (
-            "mass",
+            "mass-curves",
             sorted((m for m in names if is_mass(m)), key=lambda m: int(m[5:])),
             "Mass per mode or state",
         ),
     ]
-    figures = []
-    for suffix, group, title in groups:
-        if group:
-            path = out / f"{exp.name}-{suffix}.png"
-            curves_figure(exp, group, path)
-            caption = "Mean over replicates, 95% interval shaded; one line per run."
-            figures.append(Figure(path, f"{exp.name}: {title.lower()}", caption))
-    return figures
+    return [
+        curves_figure(exp, group, exp.path(out, suffix), f"{exp.name}: {title.lower()}")
+        for suffix, group, title in groups
+        if group
+    ]

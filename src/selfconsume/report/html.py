@@ -1,98 +1,170 @@
-"""Load every experiment from the store, run the figure makers, and write one HTML page."""
+"""Load every experiment read-only from the store, run the figure and table makers, and write one
+self-contained HTML page (navigation, one section per experiment: runs, resolved configs, theory
+vs simulation, figures as PNG with an SVG beside each). Everything from the store is escaped.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import os
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-from selfconsume.report import makers  # noqa: F401  (registers the figure makers)
-from selfconsume.report.base import FIGURES, Experiment, Figure, RunData
-from selfconsume.store.sqlite import RunRecord, Store
+from selfconsume.errors import ConfigError
+from selfconsume.report import makers  # noqa: F401  (registers the figure and table makers)
+from selfconsume.report.base import FIGURES, TABLES, Experiment, Figure, RunData, TheoryRow
+from selfconsume.report.labels import run_labels, talk_order
+from selfconsume.store.reader import StoreReader
+from selfconsume.store.sqlite import RunRecord
 
 
-def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
+def _metrics(store: Any, run_id: str) -> dict[str, np.ndarray]:
+    """metric -> (G, R) array of one run (rows in generation order)."""
+    series: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
+    for generation, metric, values in store.metric_arrays(run_id):
+        series[metric][generation] = values
+    return {m: np.stack([v[g] for g in sorted(v)]) for m, v in series.items()}
 
 
-def run_labels(records: list[RunRecord]) -> list[str]:
-    """Label each run by the config values that differ between runs of one experiment."""
-    flat = [_flatten(r.config) for r in records]
-    keys = sorted({k for f in flat for k in f})
-    differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
-    differing = [k for k in differing if k != "name"]
-    if not differing:
-        return [r.run_id for r in records] if len(records) > 1 else [records[0].name]
-    return [", ".join(f"{k.split('.')[-1]}={f.get(k)}" for k in differing) for f in flat]
-
-
-def load_experiments(store: Store) -> list[Experiment]:
+def load_experiments(store: Any) -> list[Experiment]:
+    """Every experiment of a store (a StoreReader, or a Store), runs in the talk's order."""
     by_name: dict[str, list[RunRecord]] = defaultdict(list)
     for record in store.runs():
         by_name[record.name].append(record)
     experiments = []
     for name, records in by_name.items():
+        records = [records[i] for i in talk_order(records)]
         exp = Experiment(name)
         for record, label in zip(records, run_labels(records), strict=True):
-            series: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
-            for generation, metric, values in store.metric_arrays(record.run_id):
-                series[metric][generation] = values
-            metrics = {m: np.stack([v[g] for g in sorted(v)]) for m, v in series.items()}
-            exp.runs.append(RunData(record, metrics, label, store))
+            exp.runs.append(RunData(record, _metrics(store, record.run_id), label, store))
         experiments.append(exp)
     return experiments
 
 
-def write_report(store_path: Path, out: Path) -> Path:
-    """Write figures (PNG) and index.html for every experiment in the store; return the page."""
-    out.mkdir(parents=True, exist_ok=True)
-    store = Store.open_existing(store_path)
-    sections = []
-    for exp in load_experiments(store):
-        figures: list[Figure] = []
-        for maker in FIGURES:
-            figures.extend(maker(exp, out))
-        sections.append(_section(exp, figures))
-    store.close()
+def write_report(store_path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write figures (PNG + SVG) and index.html for every experiment in the store; return the page.
+    The store is opened read-only; a missing store or one without runs is a ConfigError."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a folder")
+    with StoreReader(store_path) as store:
+        experiments = load_experiments(store)
+        if not experiments:
+            raise ConfigError(f"{store_path}: the store has no runs")
+        out.mkdir(parents=True, exist_ok=True)
+        sections = []
+        for i, exp in enumerate(experiments):
+            figures = [f for maker in FIGURES for f in maker(exp, out)]
+            rows = [r for maker in TABLES for r in maker(exp)]
+            sections.append(_section(f"exp-{i}", exp, figures, rows))
+    nav = "".join(
+        f'<a href="#exp-{i}">{html.escape(exp.name)}</a>' for i, exp in enumerate(experiments)
+    )
     page = out / "index.html"
-    page.write_text(_PAGE.format(store=html.escape(str(store_path)), body="\n".join(sections)))
+    runs = sum(len(e.runs) for e in experiments)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    about = (
+        f"{html.escape(str(store_path))}: {runs} runs in {len(experiments)} experiments; {stamp}"
+    )
+    page.write_text(_PAGE.format(nav=nav, about=about, body="\n".join(sections)), encoding="utf-8")
     return page
 
 
-def _section(exp: Experiment, figures: list[Figure]) -> str:
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _runs_table(exp: Experiment) -> str:
+    head = "<tr><th>arm</th><th>run id</th><th>status</th><th>generations</th><th>replicates</th>"
     rows = "".join(
-        f"<tr><td>{html.escape(r.label)}</td><td>{r.record.run_id}</td><td>{r.record.status}</td>"
-        f"<td>{r.record.generations_done}</td><td>{r.record.replicates}</td>"
-        f"<td>{html.escape(r.record.error or '')}</td></tr>"
+        f"<tr><td>{_e(r.label)}</td><td><code>{_e(r.record.run_id)}</code></td>"
+        f"<td>{_e(r.record.status)}</td><td>{_e(r.record.generations_done)}</td>"
+        f"<td>{_e(r.record.replicates)}</td><td>{_e(r.record.error or '')}</td></tr>"
         for r in exp.runs
     )
-    figs = "".join(
-        f'<figure><img src="{f.path.name}" alt="{html.escape(f.title)}">'
-        f"<figcaption><b>{html.escape(f.title)}</b> {html.escape(f.caption)}</figcaption></figure>"
-        for f in figures
+    return f"<table>{head}<th>error</th></tr>{rows}</table>"
+
+
+def _configs(exp: Experiment) -> str:
+    blocks = "".join(
+        f"<h4>{_e(r.label)} · <code>{_e(r.record.run_id)}</code></h4>"
+        f"<pre>{_e(json.dumps(r.config, indent=2, ensure_ascii=False))}</pre>"
+        for r in exp.runs
     )
+    return f"<details><summary>Resolved config of each run ({len(exp.runs)})</summary>{blocks}</details>"
+
+
+def _theory_table(rows: list[TheoryRow]) -> str:
+    """One line per (arm, quantity), the generations it reports side by side."""
+    if not rows:
+        return ""
+    lines: dict[tuple[str, str], list[TheoryRow]] = defaultdict(list)
+    for r in rows:
+        lines[(r.run, r.quantity)].append(r)
+    width = max(len(v) for v in lines.values())
+    group = "<th>t</th><th>theory</th><th>simulation</th><th>s.e.</th><th>z</th>"
+    head = f"<tr><th>arm</th><th>quantity</th>{group * width}</tr>"
+    body = ""
+    for (run, quantity), cells in lines.items():
+        body += f"<tr><td>{_e(run)}</td><td>{_e(quantity)}</td>"
+        for r in cells:
+            flag = ' class="off"' if abs(r.z) > 3 else ""
+            body += (
+                f'<td class="t">{r.generation}</td><td>{r.theory:.4g}</td><td>{r.mean:.4g}</td>'
+                f"<td>{r.se:.2g}</td><td{flag}>{r.z:+.2f}</td>"
+            )
+        body += "</tr>"
     return (
-        f"<section><h2>{html.escape(exp.name)}</h2><table><tr><th>run</th><th>id</th>"
-        f"<th>status</th><th>generations</th><th>replicates</th><th>error</th></tr>{rows}</table>"
-        f"{figs}</section>"
+        "<h3>Theory vs simulation</h3><p class=note>Mean over replicates against the closed form "
+        "at the first, middle and last generation; z = (simulation − theory) / standard error, "
+        "|z| &gt; 3 in red.</p>"
+        f"<table>{head}{body}</table>"
+    )
+
+
+def _figure(fig: Figure) -> str:
+    png, svg = quote(fig.path.name), quote(fig.svg.name)
+    return (
+        f'<figure><img src="{png}" alt="{_e(fig.title)}">'
+        f"<figcaption><b>{_e(fig.title)}</b> {_e(fig.caption)} "
+        f'<a href="{svg}">SVG</a></figcaption></figure>'
+    )
+
+
+def _section(anchor: str, exp: Experiment, figures: list[Figure], rows: list[TheoryRow]) -> str:
+    description = exp.runs[0].config.get("description", "")
+    return (
+        f'<section id="{anchor}"><h2>{_e(exp.name)}</h2>'
+        + (f"<p>{_e(description)}</p>" if description else "")
+        + _runs_table(exp)
+        + _configs(exp)
+        + _theory_table(rows)
+        + "".join(_figure(f) for f in figures)
+        + "</section>"
     )
 
 
 _PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>selfconsume report</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}img{{max-width:100%}}
-table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}
-figure{{margin:1em 0}}figcaption{{font-size:13px;color:#333}}</style></head>
-<body><h1>selfconsume report</h1><p>Store: {store}</p>
+<html lang="en"><head><meta charset="utf-8"><title>selfconsume report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 1em}}
+nav{{position:sticky;top:0;background:#f4f4f4;padding:.5em;border-bottom:1px solid #ccc;z-index:1;
+display:flex;flex-wrap:wrap;gap:.3em 1.2em}}nav a,nav b{{white-space:nowrap}}nav a{{color:#124}}
+img{{max-width:100%}}table{{border-collapse:collapse;font-size:12px;margin:.5em 0}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:left}}td.off{{background:#fdd}}td.t{{border-left:2px solid #999}}
+figure{{margin:1em 0}}figcaption{{font-size:13px;color:#333}}pre{{font-size:11px;background:#fafafa}}
+details{{margin:.5em 0}}summary{{cursor:pointer}}.note{{font-size:12px;color:#555}}
+section{{border-top:2px solid #ddd;margin-top:1.5em;scroll-margin-top:3em}}
+</style></head>
+<body><nav><b>selfconsume report</b>{nav}</nav>
+<h1>selfconsume report</h1><p class=note>Store {about}</p>
 {body}
 </body></html>
 """

@@ -49,7 +49,7 @@ def scatter_grid(exp: Experiment, out: Path) -> list[Figure]:
     return [
         save(
             fig,
-            out / f"{exp.name}-scatter.png",
+            exp.path(out, "scatter"),
             f"{exp.name}: samples across retrainings",
             "Samples of p_t (first replicate) after the given number of retrainings; one row per run.",
         )

@@ -1,7 +1,11 @@
-"""Warm-up figures: the collapse of sigma_t and W2 of Gaussian chains, with the closed forms overlaid."""
+"""Warm-up figures and tables: the collapse of sigma_t and W2 of Gaussian chains against the closed
+forms of selfconsume.theory.gaussian, each run's curve computed with that run's own n, sigma and
+estimator, read from its stored config through the kinds' own params models (no default restated).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,64 +15,71 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
+from selfconsume.data.gaussian import GaussianParams
+from selfconsume.models.gaussian import GaussianModelParams
+from selfconsume.report.base import (
+    Experiment,
+    Figure,
+    RunData,
+    TheoryRow,
+    figure_maker,
+    mean_se,
+    save,
+    table_maker,
+)
 from selfconsume.theory import gaussian as theory
 
 
-def _is_warmup(run: RunData) -> bool:
-    cfg = run.config
-    return (
-        cfg["model"]["kind"] == "gaussian"
-        and cfg["data"]["kind"] == "gaussian"
-        and cfg["data"]["params"].get("dim", 1) == 1
-        and not cfg["model"]["population"]
-        and cfg["curation"] is None
-        and "std" in run.metrics
-    )
-
-
 class Series(NamedTuple):
-    """A warm-up run's setting (n_real, sigma of the truth, estimator) and its sigma_t (G, R)."""
+    """A warm-up run's setting (n_real, mean and sigma of the truth, estimator) and its sigma_t (G, R)."""
 
     n: int
+    mu: float
     sigma: float
     estimator: str
     std: np.ndarray
     gens: np.ndarray
 
 
-def _series(run: RunData) -> Series:
+def _series(run: RunData) -> Series | None:
+    """The setting of a 1-D Gaussian warm-up run (sampled, no curation, sigma_t stored), or None."""
     cfg = run.config
+    if cfg["model"]["kind"] != "gaussian" or cfg["data"]["kind"] != "gaussian":
+        return None
+    data = GaussianParams(**cfg["data"]["params"])
+    model = GaussianModelParams(**cfg["model"]["params"])
+    if data.dim != 1 or data.cov is not None or cfg["model"]["population"]:
+        return None
+    if cfg["curation"] is not None or "std" not in run.metrics:
+        return None
     std = run.metrics["std"]
-    return Series(
-        cfg["data"]["n_real"],
-        cfg["data"]["params"].get("std", 1.0),
-        cfg["model"]["params"].get("estimator", "unbiased"),
-        std,
-        np.arange(std.shape[0]),
-    )
+    mu = float(np.ravel(data.mean)[0])
+    return Series(cfg["data"]["n_real"], mu, data.std, model.estimator, std, np.arange(len(std)))
 
 
-def _warmup_runs(exp: Experiment, scheme: str) -> list[RunData]:
-    """The experiment's 1-D Gaussian warm-up runs under `scheme` with its default batch size."""
-    return [
-        r
-        for r in exp.runs
-        if _is_warmup(r)
-        and r.config["scheme"]["kind"] == scheme
-        and r.config["scheme"]["n_synthetic"] is None
-    ]
+def _warmup_runs(exp: Experiment, scheme: str) -> list[tuple[RunData, Series]]:
+    """The experiment's 1-D Gaussian warm-up runs under `scheme` with its default batch size
+    (n_real for replace, lam n_real rounded for mix), whether stored as null or resolved."""
+    out = []
+    for run in exp.runs:
+        series, spec = _series(run), run.config["scheme"]
+        if series is None or spec["kind"] != scheme or (scheme == "mix" and spec["lam"] is None):
+            continue
+        lam_n = 1.0 * series.n if scheme == "replace" else spec["lam"] * series.n
+        if spec["n_synthetic"] in (None, round(lam_n), math.floor(lam_n + 0.5)):
+            out.append((run, series))
+    return out
 
 
-@figure_maker
-def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
-    """Mean and median sigma_t over replicates (log scale) and mean W2^2, closed forms overlaid."""
-    runs = _warmup_runs(exp, "replace")
-    if not runs:
-        return []
+def _shown(last: int) -> list[int]:
+    """The generations a theory table reports: 1, the middle and the last."""
+    return sorted({g for g in (1, last // 2, last) if 0 <= g <= last})
+
+
+def sigma_collapse_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
+    """Mean and median sigma_t (log scale) and mean W2^2, each run's closed form dashed."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        n, sigma, est, std, gens = _series(run)
+    for run, (n, _, sigma, est, std, gens) in runs:
         (line,) = ax.plot(gens, std.mean(1), label=f"{run.label} (mean)")
         color = line.get_color()
         ax.plot(gens, np.median(std, 1), ls=":", color=color, label=f"{run.label} (median)")
@@ -83,15 +94,49 @@ def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
     ax2.set(xlabel="generation t", ylabel=r"$E[W_2^2(p_t, p_{data})]$")
     ax2.set_title(r"$W_2^2$ to the truth (dashed: closed form)")
     ax2.legend(fontsize=7)
+    return fig
+
+
+@figure_maker
+def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
+    """Fully synthetic warm-up: sigma_t and W2^2 against their closed forms."""
+    runs = _warmup_runs(exp, "replace")
+    if not runs:
+        return []
     return [
         save(
-            fig,
-            out / f"{exp.name}-sigma.png",
+            sigma_collapse_figure(runs),
+            exp.path(out, "sigma"),
             f"{exp.name}: collapse of sigma_t",
             "Left: mean (solid) and median (dotted) of sigma_t over replicates, closed form dashed. "
             "Right: mean W2^2 between p_t and the truth, closed form dashed.",
         )
     ]
+
+
+def mixed_variance_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
+    """Mean sigma_t^2 against its exact recursion per run, and sigma_t against the fully synthetic
+    closed form for each distinct (n, sigma, estimator, generations) among the runs."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    references: dict[tuple[int, float, str, int], None] = {}
+    for run, (n, _, sigma, est, std, gens) in runs:
+        lam = run.config["scheme"]["lam"]
+        (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
+        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
+        ax.plot(gens, expected, ls="--", color=line.get_color(), lw=0.9)
+        ax2.plot(gens, std.mean(1), color=line.get_color(), label=run.label)
+        references[(n, sigma, est, len(gens))] = None
+    for n, sigma, est, length in references:
+        gens = np.arange(length)
+        label = "fully synthetic (theory" + (f", n = {n})" if len(references) > 1 else ")")
+        ax2.plot(gens, theory.expected_sigma(gens, n, sigma, est), "k--", lw=0.9, label=label)
+    ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t^2$", ylim=(0, None))
+    ax.set_title(r"mean $\sigma_t^2$ (dashed: exact finite-sample recursion)")
+    ax.legend(fontsize=8)
+    ax2.set(xlabel="generation t", ylabel=r"mean $\sigma_t$", yscale="log")
+    ax2.set_title(r"$\sigma_t$ stays away from 0 with real data")
+    ax2.legend(fontsize=8)
+    return fig
 
 
 @figure_maker
@@ -100,34 +145,44 @@ def mixed_variance(exp: Experiment, out: Path) -> list[Figure]:
     runs = _warmup_runs(exp, "mix")
     if not runs:
         return []
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        n, sigma, est, std, gens = _series(run)
-        lam = run.config["scheme"]["lam"]
-        (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
-        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
-        ax.plot(gens, expected, ls="--", color=line.get_color(), lw=0.9)
-        ax2.plot(gens, std.mean(1), color=line.get_color(), label=run.label)
-    ax2.plot(
-        gens,
-        theory.expected_sigma(gens, n, sigma, est),
-        "k--",
-        lw=0.9,
-        label="fully synthetic (theory)",
-    )
-    ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t^2$", ylim=(0, None))
-    ax.set_title(r"mean $\sigma_t^2$ (dashed: exact finite-sample recursion)")
-    ax.legend(fontsize=8)
-    ax2.set(xlabel="generation t", ylabel=r"mean $\sigma_t$", yscale="log")
-    ax2.set_title(r"$\sigma_t$ stays away from 0 with real data")
-    ax2.legend(fontsize=8)
     return [
         save(
-            fig,
-            out / f"{exp.name}-variance.png",
+            mixed_variance_figure(runs),
+            exp.path(out, "variance"),
             f"{exp.name}: retraining with real data mixed in",
-            "Left: mean sigma_t^2 over replicates per lam, dashed the exact recursion "
+            "Left: mean sigma_t^2 over replicates per λ, dashed the exact recursion "
             "(theory.expected_mix_moments). Right: mean sigma_t against the fully synthetic closed "
-            "form alpha(n)^(t+1) sigma (black dashed).",
+            "form alpha(n)^(t+1) sigma with the runs' own n (black dashed).",
         )
     ]
+
+
+def _rows(run: RunData, quantity: str, values: np.ndarray, expected: np.ndarray) -> list[TheoryRow]:
+    mean, se = mean_se(values)
+    return [
+        TheoryRow(run.label, quantity, g, float(expected[g]), float(mean[g]), float(se[g]))
+        for g in _shown(len(values) - 1)
+    ]
+
+
+@table_maker
+def warmup_theory(exp: Experiment) -> list[TheoryRow]:
+    """Fully synthetic: E[sigma_t], E[sigma_t^2], E[(mu_t - mu)^2], E[W2^2]; mix: E[sigma_t^2]."""
+    rows = []
+    for run, (n, mu, sigma, est, std, gens) in _warmup_runs(exp, "replace"):
+        rows += _rows(run, "E[σ_t]", std, theory.expected_sigma(gens, n, sigma, est))
+        rows += _rows(run, "E[σ_t²]", std**2, theory.expected_variance(gens, n, sigma, est))
+        if "mean" in run.metrics:
+            error = (run.metrics["mean"] - mu) ** 2
+            rows += _rows(
+                run, "E[(μ_t − μ)²]", error, theory.expected_mean_sq_error(gens, n, sigma, est)
+            )
+        if "w2_sq" in run.metrics:
+            rows += _rows(
+                run, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(gens, n, sigma, est)
+            )
+    for run, (n, _, sigma, est, std, gens) in _warmup_runs(exp, "mix"):
+        lam = run.config["scheme"]["lam"]
+        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
+        rows += _rows(run, "E[σ_t²]", std**2, expected)
+    return rows

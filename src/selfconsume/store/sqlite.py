@@ -89,6 +89,15 @@ RUN_COLUMNS = (
 log = logging.getLogger(__name__)
 
 
+def artifact_path(artifacts: Path, path: str) -> Path:
+    """The file an artifact row names, refused unless it lies inside the artifact folder (a store
+    someone hands over must not point anywhere else)."""
+    full = (artifacts / path).resolve()
+    if Path(path).is_absolute() or not full.is_relative_to(artifacts.resolve()):
+        raise CheckpointError(f"path {path!r} lies outside {artifacts}; refused")
+    return full
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -484,11 +493,7 @@ class Store:
         return data
 
     def _artifact_path(self, path: str) -> Path:
-        """The file an artifact row names, refused unless it lies inside the artifact folder."""
-        full = (self.artifacts / path).resolve()
-        if Path(path).is_absolute() or not full.is_relative_to(self.artifacts.resolve()):
-            raise CheckpointError(f"path {path!r} lies outside {self.artifacts}; refused")
-        return full
+        return artifact_path(self.artifacts, path)
 
     # --- SQL -------------------------------------------------------------------------------
 

@@ -1,0 +1,126 @@
+"""Arm labels in the talk's words, from the config keys that differ between an experiment's runs.
+
+Schemes read as the talk says them: "fully synthetic", "λ = 0.5", "λ = 0 (real only)"; with
+curation "only curated synthetic" and "real & curated synthetic (λ = 0.5)". Other swept keys get a
+short readable form (K = 4, β = 1, n = 10, MLE, ...). Runs are ordered as in the talk: fully
+synthetic first, then decreasing λ.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from selfconsume.store.reader import flatten, swept_keys
+from selfconsume.store.sqlite import RunRecord
+
+SCHEME_KEYS = ("scheme.kind", "scheme.lam", "scheme.n_synthetic")
+SHORT = 40
+ORDER = {"replace": 0, "mix": 1, "accumulate": 2, "accumulate_subsample": 3, "fresh": 4}
+WORDS = {"mle": "MLE", "bradley_terry": "Bradley–Terry", "top_fraction": "top fraction"}
+SYMBOLS = {
+    "curation.k": "K",
+    "curation.beta": "β",
+    "curation.fraction": "kept fraction",
+    "curation.threshold": "threshold",
+    "data.n_real": "n",
+    "replicates": "R",
+    "generations": "G",
+}
+FLAGS = {
+    "model.warm_start": ("warm start", "from scratch"),
+    "model.population": ("population limit", "sampled"),
+}
+
+
+def number(value: float) -> str:
+    """1.0 -> 1, 0.5 -> 0.5, inf -> ∞."""
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def scheme_label(cfg: dict[str, Any]) -> str:
+    """The training-set rule in the talk's words (curated variants when the run curates)."""
+    scheme, curated = cfg["scheme"], cfg.get("curation") is not None
+    kind, lam = scheme["kind"], scheme.get("lam")
+    lam_text = "" if lam is None else f"λ = {number(lam)}"
+    if kind == "replace":
+        return "only curated synthetic" if curated else "fully synthetic"
+    if kind == "mix" and lam == 0:
+        return "λ = 0 (real only)"
+    if kind == "mix":
+        if curated:
+            return "real & curated synthetic" + (f" ({lam_text})" if lam_text else "")
+        return lam_text or "real & synthetic"
+    words = {
+        "accumulate": "accumulated synthetic",
+        "accumulate_subsample": "accumulated synthetic, subsampled",
+        "fresh": "fresh real & synthetic",
+    }[kind]
+    return ("curated " if curated else "") + words + (f" ({lam_text})" if lam_text else "")
+
+
+def key_label(key: str, value: Any) -> str:
+    """A swept key's value, readably: K = 4, n = 10, MLE, warm start, hidden = 64."""
+    if key in FLAGS:
+        return FLAGS[key][0 if value else 1]
+    if key in SYMBOLS:
+        return f"{SYMBOLS[key]} = {number(value)}"
+    if isinstance(value, str) and key.endswith((".kind", ".estimator", ".sampler")):
+        return WORDS.get(value, value)
+    return f"{key.split('.')[-1]} = {number(value) if isinstance(value, int | float) else value}"
+
+
+def run_labels(records: list[RunRecord]) -> list[str]:
+    """Label each run by what differs between the runs of one experiment, in the talk's words."""
+    keys = swept_keys(records)
+    if not keys:
+        name = records[0].name
+        short = name if len(name) <= SHORT else name[: SHORT - 1] + "…"
+        return [r.run_id for r in records] if len(records) > 1 else [short]
+    labels = []
+    for record in records:
+        flat, parts = flatten(record.config), []
+        if any(k in keys for k in SCHEME_KEYS):
+            parts.append(scheme_label(record.config))
+        if record.config.get("curation") is None and any(k.startswith("curation") for k in keys):
+            parts.append("no curation")
+        for key in keys:
+            if key not in SCHEME_KEYS and key in flat and flat[key] is not None:
+                parts.append(key_label(key, flat[key]))
+        labels.append(", ".join(dict.fromkeys(parts)))
+    return _distinct(labels, records)
+
+
+def _distinct(labels: list[str], records: list[RunRecord]) -> list[str]:
+    """Labels made unique where the readable forms coincide (say a swept n_synthetic, otherwise
+    implied by λ): the batch size, then the run id, is added to the colliding ones."""
+    for extra in (_batch, _run_id):
+        counts = {label: labels.count(label) for label in labels}
+        labels = [
+            ", ".join(filter(None, (label, extra(r)))) if counts[label] > 1 else label
+            for label, r in zip(labels, records, strict=True)
+        ]
+    return labels
+
+
+def _batch(record: RunRecord) -> str:
+    n = record.config["scheme"].get("n_synthetic")
+    return "" if n is None else f"n_synthetic = {n}"
+
+
+def _run_id(record: RunRecord) -> str:
+    return f"run {record.run_id}"
+
+
+def talk_order(records: list[RunRecord]) -> list[int]:
+    """Indices of the runs in the talk's order: fully synthetic first, then decreasing λ, the
+    other schemes after; ties keep the store's order."""
+
+    def rank(i: int) -> tuple[int, float]:
+        scheme = records[i].config["scheme"]
+        lam = scheme.get("lam")
+        return ORDER.get(scheme["kind"], len(ORDER)), -(lam if lam is not None else math.inf)
+
+    return sorted(range(len(records)), key=rank)
