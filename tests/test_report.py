@@ -270,3 +270,22 @@ def test_mixed_reference_curves_use_each_runs_own_n(tmp_path):
     for n in (4, 40):
         expected = theory.expected_sigma(gens, n, 2.0, "unbiased")
         np.testing.assert_allclose(references[f"fully synthetic (theory, n = {n})"], expected)
+
+
+def test_covariance_table_and_figure_for_a_d_dimensional_gaussian(tmp_path):
+    from selfconsume.report.warmup import covariance_collapse, covariance_theory
+
+    raw = WARMUP | {
+        "replicates": 1500,
+        "data": {"kind": "gaussian", "n_real": 12, "n_test": 2, "params": {"dim": 3}},
+        "sweep": {"model.params.estimator": ["unbiased", "mle"]},
+    }
+    store, _ = run_raw(raw, tmp_path / "store.sqlite")
+    (exp,) = load_experiments(store)
+    rows = covariance_theory(exp)
+    assert {r.quantity for r in rows} == {"E[log det Σ_t]", "E[tr Σ_t]", "E‖μ_t − μ‖²"}
+    assert all(abs(r.z) < 4.5 for r in rows), rows
+    mle = [r for r in rows if "MLE" in r.run and r.quantity == "E[tr Σ_t]"]
+    assert all(r.theory == pytest.approx(3 * (11 / 12) ** (r.generation + 1)) for r in mle)
+    (figure,) = covariance_collapse(exp, tmp_path)
+    assert figure.path.is_file() and figure.svg.is_file()

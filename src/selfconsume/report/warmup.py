@@ -186,3 +186,82 @@ def warmup_theory(exp: Experiment) -> list[TheoryRow]:
         expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
         rows += _rows(run, "E[σ_t²]", std**2, expected)
     return rows
+
+
+class Covariance(NamedTuple):
+    """A d-dimensional fully synthetic Gaussian run: n_real, the truth's covariance, estimator
+    (the arguments of theory.expected_cov_*)."""
+
+    n: int
+    cov: np.ndarray
+    estimator: str
+
+
+def _dim_runs(exp: Experiment) -> list[tuple[RunData, Covariance]]:
+    """The experiment's fully synthetic Gaussian runs in d >= 2 dimensions with `gaussian_params`
+    stored and the default batch (n_real), whose closed forms are theory.expected_cov_*."""
+    out = []
+    for run in exp.runs:
+        cfg = run.config
+        if cfg["model"]["kind"] != "gaussian" or cfg["data"]["kind"] != "gaussian":
+            continue
+        data = GaussianParams(**cfg["data"]["params"])
+        scheme = cfg["scheme"]
+        if data.dim < 2 or cfg["model"]["population"] or cfg["curation"] is not None:
+            continue
+        if scheme["kind"] != "replace" or scheme["n_synthetic"] not in (
+            None,
+            cfg["data"]["n_real"],
+        ):
+            continue
+        if "cov_logdet" not in run.metrics:
+            continue
+        cov = np.asarray(data.cov) if data.cov is not None else data.std**2 * np.eye(data.dim)
+        estimator = GaussianModelParams(**cfg["model"]["params"]).estimator
+        out.append((run, Covariance(cfg["data"]["n_real"], cov, estimator)))
+    return out
+
+
+def _dim_quantities(run: RunData, c: Covariance) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(label, simulated (G, R), closed form (G,)) for log det, trace and squared mean error."""
+    gens = np.arange(len(run.metrics["cov_logdet"]))
+    out = [
+        ("E[log det Σ_t]", run.metrics["cov_logdet"], theory.expected_cov_logdet(gens, *c)),
+        ("E[tr Σ_t]", run.metrics["cov_trace"], theory.expected_cov_trace(gens, *c)),
+    ]
+    if "mean_error" in run.metrics:
+        expected = theory.expected_mean_error_sq(gens, *c)
+        out.append(("E‖μ_t − μ‖²", run.metrics["mean_error"] ** 2, expected))
+    return out
+
+
+@figure_maker
+def covariance_collapse(exp: Experiment, out: Path) -> list[Figure]:
+    """Fully synthetic Gaussian in d dimensions: log det, trace and mean error of Sigma_t against
+    their closed forms."""
+    runs = _dim_runs(exp)
+    if not runs:
+        return []
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for run, c in runs:
+        for ax, (label, values, expected) in zip(axes, _dim_quantities(run, c), strict=False):
+            (line,) = ax.plot(values.mean(1), label=run.label)
+            ax.plot(expected, ls="--", color=line.get_color(), lw=0.9)
+            ax.set(xlabel="generation t", title=f"{label} (dashed: closed form)")
+    axes[0].legend(fontsize=7)
+    caption = (
+        "Mean over replicates (solid) against the closed forms of selfconsume.theory.gaussian "
+        "(dashed): log det Sigma_t falls linearly (Bartlett), tr Sigma_t and the mean error grow "
+        "or stay as the estimator says."
+    )
+    return [save(fig, exp.path(out, "covariance"), f"{exp.name}: Σ_t in d dimensions", caption)]
+
+
+@table_maker
+def covariance_theory(exp: Experiment) -> list[TheoryRow]:
+    """Fully synthetic Gaussian in d dimensions: E[log det Sigma_t], E[tr Sigma_t], E|mu_t - mu|^2."""
+    rows = []
+    for run, c in _dim_runs(exp):
+        for label, values, expected in _dim_quantities(run, c):
+            rows += _rows(run, label, values, expected)
+    return rows
