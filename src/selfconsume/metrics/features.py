@@ -153,16 +153,20 @@ def fls_scores(train: np.ndarray, test: np.ndarray, gen: np.ndarray) -> MetricVa
     Features are normalised by the test set's mean and std. A Gaussian mixture centred on the
     generated features gets bandwidths fitted on the training set (`fit_bandwidths`) and scores
     the test set: fls = 100 (nll_test - nll_baseline), the baseline being the same score of a
-    mixture centred on the first min(m, n // 2) training points fitted on the rest (lower is
-    better; about 0 for a model as good as fresh data of that size). fls_gap = 100 (nll_train -
-    nll_test) is about 0 for a model that generalises and very negative when the generated
-    samples copy training images (memorisation)."""
+    mixture centred on h = min(m, n // 2) training points and fitted on the other n - h. Both
+    mixtures have h centres (the first h generated samples), as in the reference implementation
+    (10,000 generated against halves of a larger training set), so fls is about 0 for a model
+    as good as fresh real data (slightly below: its bandwidths are fitted on n points, the
+    baseline's on n - h) and grows as the samples get worse; lower is better. fls_gap = 100
+    (nll_train - nll_test) stays near 0 for a model that generalises and is very negative when
+    the samples copy training images (the reference warns below -1000: memorisation)."""
     mean, std = test.mean(1, keepdims=True), test.std(1, ddof=1, keepdims=True)
     std = np.where(std > 0, std, 1.0)
     train, test, gen = ((a - mean) / std for a in (train, test, gen))
+    half = min(gen.shape[1], train.shape[1] // 2)
+    gen = gen[:, :half]
     var = fit_bandwidths(train, gen)
     nll_test, nll_train = mixture_nll(test, gen, var), mixture_nll(train, gen, var)
-    half = min(gen.shape[1], train.shape[1] // 2)
     base = mixture_nll(test, train[:, :half], fit_bandwidths(train[:, half:], train[:, :half]))
     return {"fls": 100 * (nll_test - base), "fls_gap": 100 * (nll_train - nll_test)}
 
