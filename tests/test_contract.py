@@ -104,24 +104,29 @@ def test_every_scheme_builds_a_training_set_per_replicate():
 
 
 DISCRETE = ("discrete", "discrete", {"probs": [0.5, 0.5]})
+IMAGES = ("digits", "kde", {}, {"bandwidth": 0.2})
 METRIC_DATA = {
     "gaussian_params": ("gaussian", "gaussian", {"dim": 2}),
     **dict.fromkeys(("mass", "divergence", "reward", "entropy", "states_lost"), DISCRETE),
+    **dict.fromkeys(("fd", "feature_prd", "fls", "classes", "memorization"), IMAGES),
 }
-"""(data kind, model kind, data params) where a metric applies (default: 8 Gaussians, gmm)."""
+"""(data kind, model kind, data params[, model params]) where a metric applies (default:
+8 Gaussians, gmm)."""
 
 
 @pytest.mark.parametrize("name", METRICS.names())
 def test_every_metric_gives_one_value_per_replicate(name, tmp_path):
     from helpers import run_raw
 
-    data_kind, model_kind, params = METRIC_DATA.get(name, ("eight_gaussians", "gmm", {}))
+    data_kind, model_kind, params, *model_params = METRIC_DATA.get(
+        name, ("eight_gaussians", "gmm", {})
+    )
     raw = {
         "name": f"contract-{name}",
         "replicates": R,
         "generations": 1,
         "data": {"kind": data_kind, "n_real": 40, "n_test": 40, "params": params},
-        "model": {"kind": model_kind},
+        "model": {"kind": model_kind, "params": model_params[0] if model_params else {}},
         "metrics": [name],
     }
     if name == "reward":

@@ -162,18 +162,19 @@ def assert_file_error(path, match: str, **params):
     assert match in message
 
 
-def test_file_source_resamples_rows_uniformly(tmp_path):
-    rows = np.arange(12.0).reshape(4, 3)
+def test_file_source_resamples_its_real_rows_uniformly(tmp_path):
+    rows = np.arange(24.0).reshape(8, 3)
     np.save(tmp_path / "pts.npy", rows)
     source = file_source(tmp_path / "pts.npy", dim=3)
-    assert source.dim == 3
+    assert source.dim == 3 and len(source.real_rows) == 4  # test_fraction 0.5 holds out 4
     x = source.sample(5, 4000, rng())
     assert x.shape == (5, 4000, 3)
     index = (x[..., 0] / 3).astype(int)
     np.testing.assert_array_equal(x, rows[index])
-    counts = np.bincount(index.ravel(), minlength=4)
+    counts = np.bincount(index.ravel(), minlength=8)
+    assert not counts[source.test_rows].any()
     n = index.size
-    assert np.all(np.abs(counts - n / 4) < Z * np.sqrt(n * 0.25 * 0.75))
+    assert np.all(np.abs(counts[source.real_rows] - n / 4) < Z * np.sqrt(n * 0.25 * 0.75))
 
 
 def test_file_source_reads_csv_with_header_and_standardizes(tmp_path):

@@ -7,6 +7,7 @@ DATA_KINDS = {
     "gaussian": "selfconsume.data.gaussian",
     "discrete": "selfconsume.data.discrete",
     "file": "selfconsume.data.files",
+    **dict.fromkeys(("digits", "mnist", "image_file"), "selfconsume.data.images"),
     **dict.fromkeys(
         ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings"),
         "selfconsume.data.toy2d",
@@ -32,6 +33,9 @@ METRIC_KINDS = {
     ),
     **dict.fromkeys(
         ("reward", "mass", "divergence", "entropy", "states_lost"), "selfconsume.metrics.curation"
+    ),
+    **dict.fromkeys(
+        ("fd", "feature_prd", "fls", "classes", "memorization"), "selfconsume.metrics.features"
     ),
 }
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from selfconsume.config import Config, apply_overrides, expand_sweep, read_raw
-from selfconsume.data.base import DATA, DataSource
+from selfconsume.data.base import DATA, DataSource, HeldOut, Images
 from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory
 from selfconsume.loop.schemes import SCHEMES, Scheme, resolve_scheme
@@ -90,6 +90,7 @@ def check(cfg: Config) -> None:
     check_memory(cfg)
     source = DATA.get(cfg.data.kind).obj(cfg.data.params)
     family = MODELS.get(cfg.model.kind).obj
+    _check_data_fits(cfg, source, family)
     probe = family(cfg.model.params, dim=source.dim, replicates=1, streams=Streams(cfg.seed))
     for name in cfg.metrics:
         if name not in METRICS.names():
@@ -106,6 +107,17 @@ def check(cfg: Config) -> None:
         _probe_reward(cfg, source)
     if cfg.model.population:
         _check_population(cfg, probe, source)
+
+
+def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
+    """(image-data helper) Image data needs a family that says `takes_images = True`; a finite
+    source's parts must hold data.n_real and data.n_test rows."""
+    if isinstance(source, Images) and not getattr(family, "takes_images", False):
+        raise ConfigError(
+            f"model.kind: family {cfg.model.kind!r} cannot take images (data.kind {cfg.data.kind!r})"
+        )
+    if isinstance(source, HeldOut):
+        source.check_sizes(cfg.data.n_real, cfg.data.n_test)
 
 
 def _check_needs(

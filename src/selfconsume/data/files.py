@@ -2,13 +2,16 @@
 
 The file is validated once, when the source is built; every problem is a one-line ConfigError naming
 the file. A .npy file's header (dtype, shape) is checked against the file's size and the memory left
-before its data is read. Sampling draws rows uniformly with replacement, so the real set (n_real points) and the
-test set (n_test points) are both resamples of the file and may share rows.
+before its data is read. The rows are split once, by a permutation seeded with `seed`, into a test
+part (a fraction `test_fraction`) and a real part (the rest): real sets are drawn from the real part
+and test sets from the test part, each uniformly with replacement (the file is the population), so a
+real set and a test set never share a row.
 """
 
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from numpy.lib import format as fmt
 from pydantic import Field
 
 from selfconsume.data.base import DATA, Params
+from selfconsume.data.split import partition
 from selfconsume.errors import ConfigError
 from selfconsume.limits import available_bytes
 
@@ -26,17 +30,35 @@ class FileParams(Params):
     path: str
     standardize: bool = False
     dim: int | None = Field(default=None, ge=1)
+    test_fraction: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = Field(default=0, ge=0)
+
+
+def _read_header(f: object) -> tuple[tuple[int, ...], np.dtype, int]:
+    version = fmt.read_magic(f)
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if version not in readers:
+        raise ValueError(f"unsupported .npy format version {version}")
+    shape, _, dtype = readers[version](f)
+    return shape, dtype, f.tell()
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
     """Shape, dtype and data offset of a .npy file, read from its header without loading it."""
     with path.open("rb") as f:
-        version = fmt.read_magic(f)
-        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
-        if version not in readers:
-            raise ValueError(f"unsupported .npy format version {version}")
-        shape, _, dtype = readers[version](f)
-        return shape, dtype, f.tell()
+        return _read_header(f)
+
+
+def npz_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """Shape, dtype and data size in bytes of array `name` of a .npz file, from its header
+    (None when the archive has no such array); zipfile or ValueError errors when unreadable."""
+    with zipfile.ZipFile(path) as archive:
+        if f"{name}.npy" not in archive.namelist():
+            return None
+        info = archive.getinfo(f"{name}.npy")
+        with archive.open(info) as f:
+            shape, dtype, offset = _read_header(f)
+        return shape, dtype, info.file_size - offset
 
 
 def _npy_problem(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> str | None:
@@ -53,10 +75,11 @@ def _npy_problem(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: in
     have = path.stat().st_size - offset
     if need > have:
         return f"header claims shape {shape} ({need} bytes) but {have} bytes follow (truncated?)"
-    return _too_big(math.prod(shape) * 8)
+    return too_big(math.prod(shape) * 8)
 
 
-def _too_big(nbytes: int) -> str | None:
+def too_big(nbytes: int) -> str | None:
+    """Why `nbytes` of data cannot be loaded (more than the memory left), or None."""
     available = available_bytes()
     if nbytes > available:
         return f"needs ~{nbytes / 1e9:.3g} GB as float64, more than the {available / 1e9:.3g} GB available"
@@ -71,9 +94,12 @@ def file_columns(path_str: str) -> int:
         if path.suffix == ".npy":
             shape = _npy_header(path)[0]
             return shape[1] if len(shape) == 2 else 1
+        if path.suffix == ".npz":  # images (N, H, W[, C]), flattened
+            header = npz_header(path, "x")
+            return math.prod(header[0][1:]) if header and len(header[0]) > 1 else 1
         with path.open() as f:
             return len(f.readline().split(","))
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile):
         return 1
 
 
@@ -86,7 +112,7 @@ def _load(path: Path) -> np.ndarray:
             raise _Refused(problem)
         return np.load(path, allow_pickle=False)
     if path.suffix == ".csv":
-        problem = _too_big(4 * path.stat().st_size)  # >= 2 characters per number
+        problem = too_big(4 * path.stat().st_size)  # >= 2 characters per number
         if problem:
             raise _Refused(problem)
         try:
@@ -145,8 +171,9 @@ def load_points(path_str: str, dim: int | None = None) -> np.ndarray:
 
 @DATA.register("file", FileParams)
 class FileSource:
-    """Points from a .npy or .csv file (the population; rows drawn uniformly with replacement);
-    params path (relative to the working directory), standardize (false), dim (checked if given)."""
+    """Points from a .npy or .csv file (the population; rows drawn uniformly with replacement,
+    real and test sets from disjoint parts); params path (relative to the working directory),
+    standardize (false), dim (checked if given), test_fraction (0.5), seed (0, of the split)."""
 
     def __init__(self, params: FileParams) -> None:
         points = load_points(params.path, params.dim)
@@ -161,6 +188,21 @@ class FileSource:
             points = (points - points.mean(axis=0)) / std
         self.points = points
         self.dim = points.shape[1]
+        self.test_rows, self.real_rows = partition(len(points), [params.test_fraction], params.seed)
+        for rows, what in ((self.test_rows, "test"), (self.real_rows, "real")):
+            if len(rows) == 0:
+                raise ConfigError(
+                    f"data.params.test_fraction: {params.test_fraction} of {len(points)} rows "
+                    f"leaves no row for the {what} sets"
+                )
 
     def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.points[rng.integers(len(self.points), size=(replicates, n))]
+        """Real sets: rows of the real part, with replacement."""
+        return self.points[self.real_rows[rng.integers(len(self.real_rows), size=(replicates, n))]]
+
+    def sample_test(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Test sets: rows of the test part, with replacement."""
+        return self.points[self.test_rows[rng.integers(len(self.test_rows), size=(replicates, n))]]
+
+    def check_sizes(self, n_real: int, n_test: int) -> None:
+        """Any sizes fit: both parts are resampled with replacement."""

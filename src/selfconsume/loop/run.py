@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from selfconsume.config import Config
+from selfconsume.data.base import draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed
 from selfconsume.loop.curation import curate, require_kept
 from selfconsume.loop.schemes import Pool
@@ -145,7 +146,9 @@ def _loop(
 ) -> None:
     cfg, model, scheme, streams = plan.cfg, plan.model, plan.scheme, plan.streams
     real = _real_set(plan, 0)
-    test = plan.source.sample(cfg.replicates, cfg.data.n_test, streams.per_replicate("test", 0))
+    test = draw_test_set(
+        plan.source, cfg.replicates, cfg.data.n_test, streams.per_replicate("test", 0)
+    )
     start, pool = _resume(plan, store, run_id)
     keep_pool = _keeps_pool(plan)
     for t in range(start, cfg.generations + 1):

@@ -45,6 +45,10 @@ def bandwidth_factor(rule: str, n_eff: np.ndarray, dim: int) -> np.ndarray:
 class KDE:
     """Gaussian kernel density per replicate; params: bandwidth = scott | silverman | h > 0."""
 
+    takes_images = True
+    """Flattened images work as any vectors (use a fixed bandwidth: pixels that never vary make
+    the data covariance singular)."""
+
     def __init__(self, params: KDEParams, dim: int, replicates: int, streams: Streams) -> None:
         self.p, self.dim = params, dim
         self.points = np.zeros((replicates, 1, dim))

@@ -1,12 +1,15 @@
 """Classifier-confidence reward for labelled data: the talk's "confidence of a pretrained classifier".
 
-A small scikit-learn classifier (multinomial logistic regression or an MLP) is trained once, when the
-run starts, on `n_train` labelled real samples drawn from the source with the reward's own seed.
-Labels come from the source's `labelled(n, rng) -> (x (n, dim), y (n,))` when it has one, otherwise
-from the nearest of its mixture `modes` (so 8 Gaussians works too). The reward of a sample is the
-classifier's probability of class `target`, or of its most likely class when `target` is null
-(max confidence); with `output: log_prob` its logarithm, floored at log(1e-12) to stay finite.
-Nothing is downloaded.
+On labelled images (`classifier: auto` or `cnn`) the classifier is the data's small CNN
+(rewards.image_classifier), trained once on the data's classifier split with the reward's `seed`
+and cached on disk, so a sweep trains it once (`n_train` is not used: it takes the whole split).
+Otherwise a small scikit-learn classifier (multinomial logistic regression, the `auto` choice, or
+an MLP) is trained when the run starts on `n_train` labelled real samples drawn with the reward's
+own seed. Labels come from the source's `labelled(n, rng) -> (x (n, dim), y (n,))` when it has one,
+otherwise from the nearest of its mixture `modes` (so 8 Gaussians works too). The reward of a
+sample is the classifier's probability of class `target`, or of its most likely class when `target`
+is null (max confidence); with `output: log_prob` its logarithm, floored at log(1e-12) to stay
+finite. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from selfconsume.data.base import HasModes, Labelled
+from selfconsume.data.base import HasLabels, HasModes, Images, Labelled
 from selfconsume.errors import ConfigError
 from selfconsume.registry import Need
 from selfconsume.rewards.base import REWARDS, Params, Reward
@@ -28,7 +31,7 @@ FLOOR = 1e-12
 class ClassifierParams(Params):
     target: int | None = Field(default=None, ge=0)
     output: Literal["log_prob", "prob"] = "log_prob"
-    classifier: Literal["logistic", "mlp"] = "logistic"
+    classifier: Literal["auto", "logistic", "mlp", "cnn"] = "auto"
     n_train: int = Field(default=5000, ge=10)
     seed: int = Field(default=0, ge=0)
     batch_size: int = Field(default=65536, ge=1)
@@ -50,8 +53,8 @@ def labelled_data(
 
 
 def train(params: ClassifierParams, x: np.ndarray, y: np.ndarray) -> object:
-    """Fit the scikit-learn classifier named by `params.classifier`."""
-    if params.classifier == "logistic":
+    """Fit the scikit-learn classifier named by `params.classifier` (auto: logistic)."""
+    if params.classifier in ("auto", "logistic"):
         from sklearn.linear_model import LogisticRegression
 
         clf = LogisticRegression(max_iter=1000)
@@ -68,14 +71,31 @@ LABELS = Need(
 )
 
 
-@REWARDS.register("classifier_confidence", ClassifierParams, needs=[LABELS])
-def classifier_confidence(params: ClassifierParams, source: object) -> Reward:
-    """Probability (or log) of class `target`, or the max confidence, of a classifier of the data."""
+def _classifier(params: ClassifierParams, source: object) -> tuple[Reward, list[int]]:
+    """The classifier's probabilities, (m, dim) -> (m, k), and its classes."""
+    images = isinstance(source, Images) and isinstance(source, HasLabels)
+    if params.classifier == "cnn" or (params.classifier == "auto" and images):
+        if not images:
+            raise ConfigError(
+                "curation.reward.params.classifier: cnn needs labelled image data "
+                "(digits, mnist, image_file with y)"
+            )
+        from selfconsume.rewards.image_classifier import data_classifier
+
+        cnn = data_classifier(source, params.seed)
+        return cnn.proba, list(range(cnn.n_classes))
     x, y = labelled_data(source, params.n_train, np.random.default_rng(params.seed))
     clf = train(params, x, y)
+    return clf.predict_proba, list(clf.classes_)
+
+
+@REWARDS.register("classifier_confidence", ClassifierParams, needs=[LABELS])
+def classifier_confidence(params: ClassifierParams, source: object) -> Reward:
+    """Probability (or log) of class `target`, or the max confidence, of a classifier of the data
+    (the data's CNN on labelled images, logistic regression otherwise, by default)."""
+    predict_proba, classes = _classifier(params, source)
     column = None
     if params.target is not None:
-        classes = list(clf.classes_)
         if params.target not in classes:
             raise ConfigError(
                 f"curation.reward.params.target: class {params.target} not in the data's labels"
@@ -86,7 +106,7 @@ def classifier_confidence(params: ClassifierParams, source: object) -> Reward:
         flat = np.asarray(samples, dtype=float).reshape(-1, samples.shape[-1])
         out = np.empty(flat.shape[0])
         for start in range(0, flat.shape[0], params.batch_size):
-            proba = clf.predict_proba(flat[start : start + params.batch_size])
+            proba = predict_proba(flat[start : start + params.batch_size])
             conf = proba.max(axis=1) if column is None else proba[:, column]
             out[start : start + proba.shape[0]] = conf
         if params.output == "log_prob":
