@@ -1,10 +1,13 @@
-"""Shared fixtures: one BLAS/torch thread per test process, and a fresh store per test."""
+"""Shared fixtures: one BLAS/torch thread per test process, a fresh store per test, and a
+classifier cache of the session's own (never ~/.cache)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("SELFCONSUME_CACHE", tempfile.mkdtemp(prefix="selfconsume-cache-"))
 
 import pytest
 import torch

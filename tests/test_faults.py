@@ -79,6 +79,8 @@ def frame(path: Path) -> pd.DataFrame:
     """The store's long export, in a canonical order."""
     with StoreReader(path) as reader:
         out = long_frame(reader)
+    cats = out.select_dtypes("category").columns  # categories follow the runs' registration order
+    out[cats] = out[cats].astype(str)
     return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
 
 

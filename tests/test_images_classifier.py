@@ -20,6 +20,7 @@ def cache(tmp_path_factory):
     folder = tmp_path_factory.getbasetemp() / "classifier-cache"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(image_classifier.CACHE_ENV, str(folder))
+        mp.setattr(image_classifier, "_LOADED", {})  # nothing loaded by other modules' tests
         yield folder
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,9 +28,13 @@ def run_experiment(
     scheduler: str | None = None,
     quick: bool = False,
 ) -> list[RunOutcome]:
-    """Run a config file or preset (all runs of its sweep), resuming what the store already has."""
-    cfgs: list[Config] = load(str(config), list(overrides), quick=quick)
+    """Run a config file or preset (all runs of its sweep), resuming what the store already has.
+
+    Trained data classifiers (image rewards and features) are cached in `cache/` beside the store
+    unless SELFCONSUME_CACHE names another folder (set here, so worker processes inherit it)."""
     store_path = Path(store)
+    os.environ.setdefault("SELFCONSUME_CACHE", str(store_path.parent / "cache"))
+    cfgs: list[Config] = load(str(config), list(overrides), quick=quick)
     watcher = Store(store_path)
     try:
         with SweepProgress(cfgs, watcher) as progress:

@@ -97,6 +97,11 @@ def check(cfg: Config) -> None:
             known = ", ".join(METRICS.names())
             raise ConfigError(f"metrics: unknown metric {name!r} (known: {known})")
         _check_needs(f"metrics: {name}", METRICS.get(name).needs, cfg, source, probe)
+    if "feature_prd" in cfg.metrics and {"prd", "density_coverage"} & set(cfg.metrics):
+        raise ConfigError(
+            "metrics: feature_prd stores precision, recall, density and coverage in feature space; "
+            "drop prd / density_coverage (the same names in pixel space)"
+        )
     if "reward" in cfg.metrics and cfg.curation is None:
         raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
     if cfg.curation is not None:
@@ -110,8 +115,8 @@ def check(cfg: Config) -> None:
 
 
 def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
-    """(image-data helper) Image data needs a family that says `takes_images = True`; a finite
-    source's parts must hold data.n_real and data.n_test rows."""
+    """Image data needs a family that declares `takes_images = True` (a class attribute, like
+    `population_schemes`); a finite source's parts must hold data.n_real and data.n_test rows."""
     if isinstance(source, Images) and not getattr(family, "takes_images", False):
         raise ConfigError(
             f"model.kind: family {cfg.model.kind!r} cannot take images (data.kind {cfg.data.kind!r})"
