@@ -46,10 +46,11 @@ STOP_SECONDS = 5.0
 """How long a terminated worker may take to end before it is killed."""
 SETTLE_SECONDS = 60.0
 """How long a finished task's records may take to arrive before the run is resubmitted."""
-CONNECT_SECONDS = 10.0
+CONNECT_SECONDS = 5.0
 WAIT_WORKERS = 60.0
 """Default: how long a scheduler may have no workers (at the start or later) before we give up."""
 EXIT_SIGTERM = 128 + signal.SIGTERM
+log = logging.getLogger(__name__)
 
 
 class Terminated(KeyboardInterrupt):
@@ -267,7 +268,13 @@ def drive(
                 outcomes[run_id] = writer.lost(run_id, _one_line(exc))
                 continue
             if result.status == "stale":
-                tasks[run_id] = submit(unique[run_id], writer.resume(run_id))
+                resume = writer.resume(run_id)
+                log.warning(
+                    "run %s: its worker was lost; resuming it from generation %d",
+                    run_id,
+                    writer.committed(run_id),
+                )
+                tasks[run_id] = submit(unique[run_id], resume)
             else:
                 returned[run_id] = (result, time.monotonic() + SETTLE_SECONDS)
         for run_id, (result, deadline) in list(returned.items()):
