@@ -367,10 +367,14 @@ def _on_client(
         return futures[cfg.run_id]
 
     def receive(timeout: float) -> list[bytes]:
-        with suppress(TimeoutError):
-            first = [records.get(timeout=timeout)] if timeout > 0 else []
-            return first + records.get(batch=True)
-        return []
+        """What the queue holds, asking every 50 ms until `timeout` (a blocking get that times
+        out is logged as an error by the scheduler)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            items = records.get(batch=True)
+            if items or time.monotonic() >= deadline:
+                return items
+            time.sleep(0.05)
 
     watchdog = _Watchdog(client, address, wait_workers)
 
