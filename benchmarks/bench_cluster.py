@@ -6,7 +6,9 @@ the process that ran the sweep commits it. The bytes rows count every record the
 per committed generation, against the bytes the store writes for it (metric blobs plus checkpoint,
 snapshot and pool files): the wire carries what is stored and little more. The wall-time rows run the same sweep on
 a warm Dask cluster of 2 single-threaded workers on 127.0.0.1 (records through the scheduler's
-queue) and on `--workers 2` (records through a pipe), best of 2 each, interleaved.
+queue) and on `--workers 2` (records through a pipe), best of 2 each, interleaved. The pool
+spawns fresh interpreters (and imports torch) for each sweep while the Dask workers stay warm, as
+an existing cluster's do: on short sweeps that start-up, not the record path, sets the ratio.
 
 Sweeps: the 2-D DDPM (default network, 8 Gaussians, 2 seeds x 2 replicates x 4 generations of
 150 steps) and a 10,000-replicate Gaussian (2 seeds x 10,000 replicates x 30 generations).

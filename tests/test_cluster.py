@@ -36,7 +36,7 @@ from selfconsume.sweep.wire import (
     encode_record,
     encode_resume,
 )
-from selfconsume.sweep.writer import Writer
+from selfconsume.sweep.writer import Result, Writer
 
 runner = CliRunner()
 
@@ -109,6 +109,27 @@ def test_the_writer_commits_each_generation_once_and_in_order(store_path):
     resume = read_resume(store, cfg.run_id)
     assert resume.start == 3 and resume.checkpoint == {"t": 2}
     assert writer.sent_bytes == sum(len(d) for d in arrivals + sent)
+
+
+def test_a_run_whose_lease_another_process_took_is_left_to_it(store_path):
+    cfg = resolve({**_raw(), "generations": 3})
+    writer = Writer(Store(store_path))
+    writer.begin(cfg)
+    sent: list[bytes] = []
+    sink = SendingSink(sent.append)
+    for t in range(2):
+        sink.commit_generation(cfg.run_id, t, {"m": np.full(2, float(t))}, {"t": t})
+    writer.commit(sent[0])
+    other = Store(store_path)  # another live holder takes the lease over (as after an expiry)
+    other._db.execute(
+        "UPDATE runs SET owner=?, heartbeat=? WHERE run_id=?",
+        (other.owner, time.time(), cfg.run_id),
+    )
+    writer.commit(sent[1])
+    outcome = writer.finish(Result(cfg.run_id, "done", last=1))
+    assert outcome.status == "busy" and other.owner in outcome.error
+    record = other.run(cfg.run_id)
+    assert (record.status, record.generations_done, record.owner) == ("running", 1, other.owner)
 
 
 def _raw() -> dict:

@@ -201,7 +201,7 @@ def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunO
                 poll()
             return outcomes
     except KeyboardInterrupt:  # run_config marked its run; this covers a signal between two steps
-        mark_interrupted(cfgs, store)
+        _mark_interrupted(cfgs, store)
         raise
     finally:
         store.close()
@@ -267,7 +267,7 @@ def drive(
                     writer.commit(data)
                 outcomes[run_id] = writer.lost(run_id, _one_line(exc))
                 continue
-            if result.status == "stale":
+            if result.status == "stale" and run_id not in writer.busy:
                 resume = writer.resume(run_id)
                 log.warning(
                     "run %s: its worker was lost; resuming it from generation %d",
@@ -432,7 +432,7 @@ class _Watchdog:
             )
 
 
-def mark_interrupted(cfgs: Sequence[Config], store: Store) -> None:
+def _mark_interrupted(cfgs: Sequence[Config], store: Store) -> None:
     """Mark this sweep's runs still `running` as `interrupted` (no live process holds them now)."""
     progress = store.progress()
     for cfg in cfgs:

@@ -42,6 +42,7 @@ class Writer:
     def __init__(self, store: Store, heartbeat_seconds: float | None = None) -> None:
         self.store = store
         self.next: dict[str, int] = {}  # per active run: the next generation to commit
+        self.busy: dict[str, str] = {}  # runs whose lease another live process took over
         self.sent_bytes = 0  # bytes of records received
         self.heartbeat_seconds = heartbeat_seconds or store.lease_timeout / 4
         self._beat_at = time.monotonic()
@@ -77,28 +78,46 @@ class Writer:
                     expected,
                 )
             return
-        self.store.commit_generation(
-            record.run_id,
-            record.generation,
-            record.metrics,
-            record.checkpoint,
-            record.samples,
-            record.pool_batch,
-        )
+        try:
+            self.store.commit_generation(
+                record.run_id,
+                record.generation,
+                record.metrics,
+                record.checkpoint,
+                record.samples,
+                record.pool_batch,
+            )
+        except RunBusy as exc:
+            self._lost_lease(record.run_id, exc)
+            return
         self.next[record.run_id] = expected + 1
+
+    def _lost_lease(self, run_id: str, exc: RunBusy) -> None:
+        """Another live process took the run over: it computes and records it; we stop."""
+        self.busy[run_id] = str(exc)
+        self.next.pop(run_id, None)
 
     def committed(self, run_id: str) -> int:
         """How many generations of an active run are committed (its next generation)."""
         return self.next[run_id]
 
     def settled(self, result: Result) -> bool:
-        """Whether every generation the task sent is committed."""
-        return self.next.get(result.run_id, 0) > result.last
+        """Whether every generation the task sent is committed (or will never be, by us)."""
+        return result.run_id in self.busy or self.next.get(result.run_id, 0) > result.last
 
     def finish(self, result: Result) -> RunOutcome:
         """Record how a run ended on its worker; its lease is released."""
+        try:
+            return self._finish(result)
+        except RunBusy as exc:
+            self.busy[result.run_id] = str(exc)
+        return RunOutcome(result.run_id, "busy", self.busy[result.run_id])
+
+    def _finish(self, result: Result) -> RunOutcome:
         run_id = result.run_id
         self.next.pop(run_id, None)
+        if run_id in self.busy:
+            raise RunBusy(self.busy[run_id])
         if result.status == "done":
             self.store.finish_run(run_id, "done")
             return RunOutcome(run_id, "done")
@@ -118,8 +137,10 @@ class Writer:
             return
         self._beat_at = time.monotonic()
         for run_id in list(self.next):
-            with suppress(RunBusy):
+            try:
                 self.store.heartbeat(run_id)
+            except RunBusy as exc:
+                self._lost_lease(run_id, exc)
 
     def interrupt(self) -> None:
         """Mark every active run interrupted (a rerun resumes it)."""
