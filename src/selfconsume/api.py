@@ -11,7 +11,7 @@ from selfconsume.config import Config
 from selfconsume.loop.run import RunOutcome
 from selfconsume.plan import load
 from selfconsume.store.sqlite import Store
-from selfconsume.sweep.executors import run_dask, run_local
+from selfconsume.sweep.executors import WAIT_WORKERS, run_dask, run_local
 from selfconsume.sweep.progress import SweepProgress
 
 if TYPE_CHECKING:
@@ -27,9 +27,12 @@ def run_experiment(
     workers: int = 1,
     scheduler: str | None = None,
     quick: bool = False,
+    wait_workers: float = WAIT_WORKERS,
 ) -> list[RunOutcome]:
     """Run a config file or preset (all runs of its sweep), resuming what the store already has.
 
+    This process is the store's only writer, whatever the executor. On Dask, an unreachable
+    `scheduler` is a ConfigError and one with no workers for `wait_workers` seconds a ClusterError.
     Trained data classifiers (image rewards and features) are cached in `cache/` beside the store
     unless SELFCONSUME_CACHE names another folder (set here, so worker processes inherit it)."""
     store_path = Path(store)
@@ -39,7 +42,7 @@ def run_experiment(
     try:
         with SweepProgress(cfgs, watcher) as progress:
             if executor == "dask":
-                return run_dask(cfgs, store_path, workers, scheduler, progress.poll)
+                return run_dask(cfgs, store_path, workers, scheduler, progress.poll, wait_workers)
             return run_local(cfgs, store_path, workers, progress.poll)
     finally:
         watcher.close()

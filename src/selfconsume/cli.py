@@ -50,6 +50,9 @@ def run(
     ] = ExecutorKind.local,
     workers: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    wait_workers: Annotated[
+        float, typer.Option(min=0, help="Seconds a scheduler may have no workers (then exit 1).")
+    ] = 60.0,
     quick: Annotated[bool, typer.Option("--quick", help="Use the config's quick scale.")] = False,
 ) -> None:
     """Run an experiment (and its sweep), resuming whatever part is already in the store.
@@ -61,7 +64,7 @@ def run(
 
     try:
         outcomes = run_experiment(
-            config, set_ or [], store, executor.value, workers, scheduler, quick
+            config, set_ or [], store, executor.value, workers, scheduler, quick, wait_workers
         )
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None

@@ -4,13 +4,18 @@ Generation 0 fits the real set. Each next generation samples p_t (curated if con
 training set with the scheme, and fits p_{t+1} from scratch or warm-started; in population mode the
 family's exact infinite-sample update replaces sampling and fitting. Every generation's metrics and
 checkpoint commit together, so a rerun resumes after the last committed generation.
+
+The loop writes finished generations to a `Sink`: the store itself in-process; on a worker, a sink
+that ships each generation back to the one process that writes the store (`sweep.wire`). What a
+run resumes from (`Resume`) is read from the store by that process and handed to the loop.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,6 +31,41 @@ from selfconsume.store.sqlite import Store
 
 SNAPSHOT_REPLICATES = 4
 SNAPSHOT_POINTS = 2000
+
+
+class Sink(Protocol):
+    """Where the loop writes each finished generation (a Store has this method)."""
+
+    def commit_generation(
+        self,
+        run_id: str,
+        generation: int,
+        metrics: dict[str, np.ndarray],
+        checkpoint: dict[str, Any],
+        samples: np.ndarray | None = None,
+        pool_batch: dict[str, np.ndarray] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a run starts: its first generation, the checkpoint before it and the pool batches
+    committed so far (all empty for a fresh run)."""
+
+    start: int = 0
+    checkpoint: dict[str, Any] | None = None
+    pool: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+
+def read_resume(store: Store, run_id: str) -> Resume:
+    """The run's resume state from the store (rewinding it past its newest readable checkpoint).
+
+    A family that keeps no pool has no pool batches stored, so this needs no plan."""
+    loaded = store.load_checkpoint(run_id)
+    if loaded is None:
+        return Resume()
+    generation, payload = loaded
+    return Resume(generation + 1, payload, store.load_pool(run_id, generation))
 
 
 @dataclass(frozen=True)
@@ -62,7 +102,9 @@ def run_config(
     if plan_error is not None:
         return _failed(store, run_id, plan_error)
     try:
-        _loop(plan, store, run_id, _caller_hook(on_generation))
+        run_generations(
+            plan, store, run_id, read_resume(store, run_id), _caller_hook(on_generation)
+        )
     except RunBusy as exc:  # this process lost the lease: the new owner records the run
         return RunOutcome(run_id, "busy", str(exc))
     except _CallerStopped as stop:
@@ -127,31 +169,34 @@ def _keeps_pool(plan: Plan) -> bool:
     )
 
 
-def _resume(plan: Plan, store: Store, run_id: str) -> tuple[int, Pool]:
-    """The first generation to run and the synthetic pool so far, from the store."""
+def _resume(plan: Plan, resume: Resume) -> Pool:
+    """Load the checkpoint into the model; the synthetic pool so far."""
     pool = Pool()
-    checkpoint = store.load_checkpoint(run_id)
-    if checkpoint is None:
-        return 0, pool
-    generation, saved = checkpoint
-    plan.model.load_state_dict(saved["model"])
+    if resume.checkpoint is None:
+        return pool
+    plan.model.load_state_dict(resume.checkpoint["model"])
     if _keeps_pool(plan):
-        for batch in store.load_pool(run_id, generation):
+        for batch in resume.pool:
             pool.append(batch["x"], batch.get("w"))
-    return generation + 1, pool
+    return pool
 
 
-def _loop(
-    plan: Plan, store: Store, run_id: str, on_generation: Callable[[int], None] | None
+def run_generations(
+    plan: Plan,
+    sink: Sink,
+    run_id: str,
+    resume: Resume,
+    on_generation: Callable[[int], None] | None = None,
 ) -> None:
+    """Run generations resume.start..G of a plan, committing each one to the sink."""
     cfg, model, scheme, streams = plan.cfg, plan.model, plan.scheme, plan.streams
     real = _real_set(plan, 0)
     test = draw_test_set(
         plan.source, cfg.replicates, cfg.data.n_test, streams.per_replicate("test", 0)
     )
-    start, pool = _resume(plan, store, run_id)
+    pool = _resume(plan, resume)
     keep_pool = _keeps_pool(plan)
-    for t in range(start, cfg.generations + 1):
+    for t in range(resume.start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
         batch = None
         if t == 0 and cfg.model.population:
@@ -186,7 +231,7 @@ def _loop(
         _check_finite(diagnostics, model, t)
         metrics = _metrics(plan, real, test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
-        store.commit_generation(
+        sink.commit_generation(
             run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, t), batch
         )
         if on_generation is not None:

@@ -28,7 +28,7 @@ def exp_reward_moments(p: np.ndarray, r: np.ndarray, beta: float) -> tuple[np.nd
     mean = (p * e).sum(-1)
     var = (p * (e - mean[:, None]) ** 2).sum(-1)
     scale = beta * m[..., 0]
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # 0 * inf lands in the discarded branch
         exp_mean = mean * np.exp(scale)
         exp_var = np.where(var > 0, var * np.exp(2 * scale), 0.0)
     return exp_mean, exp_var

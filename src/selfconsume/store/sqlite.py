@@ -312,26 +312,25 @@ class Store:
         run_id: str,
         generation: int,
         metrics: dict[str, np.ndarray],
-        checkpoint: dict[str, Any],
+        checkpoint: dict[str, Any] | bytes,
         samples: np.ndarray | None = None,
-        pool_batch: dict[str, np.ndarray] | None = None,
+        pool_batch: dict[str, np.ndarray] | bytes | None = None,
     ) -> None:
         """Write a generation's files, then its metrics, artifacts and progress in one transaction.
 
         `pool_batch` is this generation's addition to an accumulating scheme's synthetic pool
         (e.g. {"x": (R, m, d), "w": (R, m)}), written once and never pruned (`load_pool`). A scheme
-        with a pool commits a batch at every generation from its first one on."""
+        with a pool commits a batch at every generation from its first one on. The checkpoint and
+        pool batch may come already encoded (`checkpoint.to_bytes`), as a worker ships them."""
         folder = self.artifacts / run_id
         folder.mkdir(parents=True, exist_ok=True)
         files = {
-            "checkpoint": _write(folder / f"checkpoint_{generation:05d}.npz", to_bytes(checkpoint))
+            "checkpoint": _write(folder / f"checkpoint_{generation:05d}.npz", _npz(checkpoint))
         }
         if samples is not None:
             files["samples"] = _write(folder / f"samples_{generation:05d}.npy", _npy_bytes(samples))
         if pool_batch is not None:
-            files["pool"] = _write(
-                folder / f"pool_{generation:05d}.npz", to_bytes(dict(pool_batch))
-            )
+            files["pool"] = _write(folder / f"pool_{generation:05d}.npz", _npz(pool_batch))
         rows = [
             (run_id, generation, name, np.ascontiguousarray(v, dtype=np.float64).tobytes())
             for name, v in metrics.items()
@@ -552,6 +551,10 @@ def _write(path: Path, data: bytes) -> tuple[Path, str]:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path, hashlib.sha256(data).hexdigest()
+
+
+def _npz(payload: dict[str, Any] | bytes) -> bytes:
+    return payload if isinstance(payload, bytes) else to_bytes(dict(payload))
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

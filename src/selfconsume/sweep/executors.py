@@ -1,44 +1,64 @@
 """Executors for a sweep's runs: in-process, local worker processes, or a Dask cluster.
 
-Every worker opens the one store itself and commits generation by generation; the parent only
-watches the store for progress. Each worker uses one torch/BLAS thread (two single-threaded
-processes beat one two-threaded process on a small CPU).
+One writer: only the process that ran the sweep opens the store. Workers compute; each finished
+generation travels back as a record (`sweep.wire`) and the `Writer` commits it, so a cluster needs
+no shared file system. Each worker uses one torch/BLAS thread (two single-threaded processes beat
+one two-threaded process on a small CPU).
 
-Failures stay with their run: whatever a run raises is recorded as that run's failure and its
-siblings go on. Stopping is clean: SIGTERM becomes `Terminated` (a KeyboardInterrupt), so Ctrl-C
-and SIGTERM alike cancel pending runs, terminate the workers, mark this sweep's unfinished runs
-`interrupted` and propagate to the caller.
+Failures stay with their run: whatever a run raises is recorded as that run's failure (with the
+worker's traceback) and its siblings go on. A Dask worker that dies mid-run costs only the
+generations it had not sent: its task is rerun from the last committed generation. Stopping is
+clean: SIGTERM becomes `Terminated` (a KeyboardInterrupt), so Ctrl-C and SIGTERM alike cancel
+pending runs, terminate the workers, mark this sweep's unfinished runs `interrupted` and propagate.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue as stdqueue
 import signal
 import sys
 import threading
 import time
+import traceback
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunBusy
-from selfconsume.loop.run import RunOutcome, run_config
-from selfconsume.plan import from_json
+from selfconsume.loop.run import RunOutcome, run_config, run_generations
+from selfconsume.plan import build, from_json
 from selfconsume.store.sqlite import Store
+from selfconsume.sweep.wire import SendingSink, decode_resume
+from selfconsume.sweep.writer import Result, Writer
 
 Poll = Callable[[], None]
+Submit = Callable[[Config, bytes], Any]
+Receive = Callable[[float], list[bytes]]
 POLL_SECONDS = 0.5
 STOP_SECONDS = 5.0
-"""How long a terminated worker may take to record its run as interrupted before it is killed."""
+"""How long a terminated worker may take to end before it is killed."""
+SETTLE_SECONDS = 60.0
+"""How long a finished task's records may take to arrive before the run is resubmitted."""
+CONNECT_SECONDS = 5.0
+WAIT_WORKERS = 60.0
+"""Default: how long a scheduler may have no workers (at the start or later) before we give up."""
 EXIT_SIGTERM = 128 + signal.SIGTERM
+log = logging.getLogger(__name__)
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process was so that it unwinds like Ctrl-C."""
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run the sweep (no workers): one line naming the scheduler."""
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -66,42 +86,68 @@ def single_thread() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-def _init_worker() -> None:
-    """A pool worker: one thread, and Ctrl-C is the parent's to handle (it stops us by SIGTERM)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    single_thread()
-
-
 def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def run_guarded(
-    cfg: Config, store: Store, on_generation: Callable[[int], None] | None = None
-) -> RunOutcome:
-    """Run one config; bad input and anything run_config could not record become an outcome."""
+# --- the worker side ---------------------------------------------------------------------------
+
+
+def compute(
+    run_id: str, config_json: str, resume: bytes, send: Callable[[bytes], object]
+) -> Result:
+    """One task on a worker: run the config's generations from `resume`, sending each back.
+
+    Never touches a store. Whatever the run raises comes back as the result (with its traceback)."""
+    sink = SendingSink(send)
     try:
-        return run_config(cfg, store, on_generation)
+        cfg = from_json(config_json)
+        run_generations(build(cfg), sink, run_id, decode_resume(resume))
     except ConfigError as exc:
-        return RunOutcome(cfg.run_id, "bad_input", str(exc))
-    except Exception as exc:  # the store itself failed, so the failure could not be recorded
-        return RunOutcome(cfg.run_id, "failed", _one_line(exc))
+        return Result(run_id, "bad_input", sink.last, str(exc), sent_bytes=sink.sent_bytes)
+    except Exception as exc:
+        text = "".join(traceback.format_exception(exc))
+        return Result(run_id, "failed", sink.last, _one_line(exc), text, sink.sent_bytes)
+    return Result(run_id, "done", sink.last, sent_bytes=sink.sent_bytes)
 
 
-def run_one(config_json: str, store_path: str) -> RunOutcome:
-    """Worker entry point: run one config into the store. SIGTERM (from the parent stopping the
-    pool) marks the run interrupted, then ends this process."""
+_SEND: Callable[[bytes], object] | None = None
+"""In a pool worker: the put of the queue to the writer (set by the initializer)."""
+
+
+def _init_worker(records: Any) -> None:
+    """A pool worker: one thread, Ctrl-C is the parent's to handle (it stops us by SIGTERM)."""
+    global _SEND
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     single_thread()
-    cfg = from_json(config_json)
+    _SEND = records.put
+
+
+def run_one(run_id: str, config_json: str, resume: bytes) -> Result:
+    """Pool worker entry point. SIGTERM (from the parent stopping the pool) ends this process; the
+    parent marks the run interrupted."""
     try:
         with sigterm_raises():
-            store = Store(store_path)
-            try:
-                return run_guarded(cfg, store)
-            finally:
-                store.close()
+            return compute(run_id, config_json, resume, _SEND)
     except Terminated:
         os._exit(EXIT_SIGTERM)
+
+
+def run_on_worker(run_id: str, config_json: str, resume: bytes, start: int, channel: str) -> Result:
+    """Dask worker entry point: records go to the sweep's queue on the scheduler. A task that
+    starts behind what the writer has committed (the scheduler reran it after its worker died)
+    returns `stale` at once, and the writer resubmits it from the store."""
+    from distributed import Queue, Variable, get_client
+
+    client = get_client()
+    committed = Variable(f"{channel}-committed", client=client).get(timeout=CONNECT_SECONDS)
+    if committed.get(run_id, start) > start:
+        return Result(run_id, "stale")
+    single_thread()
+    return compute(run_id, config_json, resume, Queue(channel, client=client).put)
+
+
+# --- the writer side ---------------------------------------------------------------------------
 
 
 def run_local(
@@ -110,20 +156,38 @@ def run_local(
     """Run configs in this process (workers=1) or in a pool of worker processes."""
     if workers <= 1 or len(cfgs) == 1:
         return _run_here(cfgs, store_path, poll)
+    ctx = get_context("spawn")
+    records = ctx.Queue()
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(records,)
     )
+    store = Store(store_path)
+    writer = Writer(store)
+
+    def submit(cfg: Config, resume: bytes) -> Any:
+        return pool.submit(run_one, cfg.run_id, cfg.model_dump_json(), resume)
+
     try:
         with sigterm_raises():
-            futures = [pool.submit(run_one, c.model_dump_json(), str(store_path)) for c in cfgs]
-            _wait_all(futures, poll)
+            return drive(cfgs, writer, submit, lambda timeout: _drain(records, timeout), poll)
     except KeyboardInterrupt:
         _stop_pool(pool)
-        mark_interrupted(cfgs, store_path)
+        writer.interrupt()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return _outcomes(cfgs, futures, store_path)
+        records.close()
+        store.close()
+
+
+def _drain(records: Any, timeout: float) -> list[bytes]:
+    """Every record waiting in a multiprocessing queue, waiting up to `timeout` for the first."""
+    out = []
+    with suppress(stdqueue.Empty):
+        out.append(records.get(timeout=timeout) if timeout > 0 else records.get_nowait())
+        while True:
+            out.append(records.get_nowait())
+    return out
 
 
 def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunOutcome]:
@@ -133,14 +197,24 @@ def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunO
         with sigterm_raises():
             outcomes = []
             for cfg in cfgs:
-                outcomes.append(run_guarded(cfg, store, on_generation=lambda _t: poll()))
+                outcomes.append(_run_guarded(cfg, store, lambda _t: poll()))
                 poll()
             return outcomes
     except KeyboardInterrupt:  # run_config marked its run; this covers a signal between two steps
-        mark_interrupted(cfgs, store_path)
+        _mark_interrupted(cfgs, store)
         raise
     finally:
         store.close()
+
+
+def _run_guarded(cfg: Config, store: Store, on_generation: Callable[[int], None]) -> RunOutcome:
+    """Run one config; bad input and anything run_config could not record become an outcome."""
+    try:
+        return run_config(cfg, store, on_generation)
+    except ConfigError as exc:
+        return RunOutcome(cfg.run_id, "bad_input", str(exc))
+    except Exception as exc:  # the store itself failed, so the failure could not be recorded
+        return RunOutcome(cfg.run_id, "failed", _one_line(exc))
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -158,15 +232,82 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             p.join()
 
 
+def drive(
+    cfgs: Sequence[Config],
+    writer: Writer,
+    submit: Submit,
+    receive: Receive,
+    poll: Poll,
+    check: Poll | None = None,
+) -> list[RunOutcome]:
+    """Submit every run that has work left, commit the records as they arrive, and end each run
+    once its task has returned and everything it sent is committed. A stale task, or one whose
+    records do not arrive, is resubmitted from what is committed."""
+    unique = {c.run_id: c for c in cfgs}
+    outcomes: dict[str, RunOutcome] = {}
+    tasks: dict[str, Any] = {}
+    for run_id, cfg in unique.items():
+        begun = writer.begin(cfg)
+        if isinstance(begun, RunOutcome):
+            outcomes[run_id] = begun
+        else:
+            tasks[run_id] = submit(cfg, begun)
+    returned: dict[str, tuple[Result, float]] = {}
+    while tasks or returned:
+        for data in receive(POLL_SECONDS):
+            writer.commit(data)
+        for run_id, future in list(tasks.items()):
+            if not future.done():
+                continue
+            del tasks[run_id]
+            try:
+                result = future.result()
+            except Exception as exc:  # the worker or the pool died: commit what did arrive
+                for data in receive(0):
+                    writer.commit(data)
+                outcomes[run_id] = writer.lost(run_id, _one_line(exc))
+                continue
+            if result.status == "stale" and run_id not in writer.busy:
+                resume = writer.resume(run_id)
+                log.warning(
+                    "run %s: its worker was lost; resuming it from generation %d",
+                    run_id,
+                    writer.committed(run_id),
+                )
+                tasks[run_id] = submit(unique[run_id], resume)
+            else:
+                returned[run_id] = (result, time.monotonic() + SETTLE_SECONDS)
+        for run_id, (result, deadline) in list(returned.items()):
+            if writer.settled(result):
+                outcomes[run_id] = writer.finish(result)
+            elif time.monotonic() > deadline:
+                tasks[run_id] = submit(unique[run_id], writer.resume(run_id))
+            else:
+                continue
+            del returned[run_id]
+        writer.heartbeat()
+        if check is not None:
+            check()
+        poll()
+    return [outcomes[c.run_id] for c in cfgs]
+
+
 def run_dask(
-    cfgs: Sequence[Config], store_path: Path, workers: int, scheduler: str | None, poll: Poll
+    cfgs: Sequence[Config],
+    store_path: Path,
+    workers: int,
+    scheduler: str | None,
+    poll: Poll,
+    wait_workers: float = WAIT_WORKERS,
 ) -> list[RunOutcome]:
     """Run configs on Dask: an existing scheduler, or a local cluster bound to 127.0.0.1.
 
-    Workers write to `store_path`, so on a cluster it must be on a shared file system. On an
-    interrupt a local cluster is closed (its workers end); an external scheduler's workers finish
-    the task they hold, which cannot be cancelled once started."""
-    from dask.distributed import Client, LocalCluster
+    Records travel through a queue on the scheduler; the workers never see the store. An
+    unreachable scheduler is bad input (ConfigError); one without workers for `wait_workers`
+    seconds is a ClusterError. On an interrupt a local cluster is closed (its workers end); an
+    external scheduler's workers finish the task they hold, which cannot be cancelled once started
+    (its records are dropped)."""
+    from dask.distributed import LocalCluster
 
     cluster = None
     if scheduler is None:
@@ -177,67 +318,124 @@ def run_dask(
             host="127.0.0.1",
             dashboard_address=None,
         )
-    client = Client(scheduler or cluster)
-    futures: list = []
-    interrupted = False
     try:
-        with sigterm_raises():
-            for c in cfgs:
-                futures.append(
-                    client.submit(run_one, c.model_dump_json(), str(store_path), pure=False)
-                )
-            _wait_all(futures, poll)
-        return _outcomes(cfgs, futures, store_path)
-    except KeyboardInterrupt:
-        interrupted = True
-        logging.getLogger("distributed").setLevel(logging.ERROR)  # cancelled tasks are expected
-        client.cancel(futures)
-        raise
+        client = _connect(scheduler or cluster)
+        try:
+            return _on_client(client, cfgs, store_path, poll, wait_workers)
+        finally:
+            client.close()
     finally:
-        client.close()
         if cluster is not None:
             cluster.close()
-        if interrupted:
-            mark_interrupted(cfgs, store_path)
 
 
-def _wait_all(futures: list, poll: Poll) -> None:
-    pending = set(futures)
-    while pending:
-        if isinstance(futures[0], Future):
-            _, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-        else:
-            time.sleep(POLL_SECONDS)
-            pending = {f for f in pending if not f.done()}
-        poll()
+def _on_client(
+    client: Any, cfgs: Sequence[Config], store_path: Path, poll: Poll, wait_workers: float
+) -> list[RunOutcome]:
+    from dask.distributed import Queue, Variable
 
-
-def _outcomes(cfgs: Sequence[Config], futures: list, store_path: Path) -> list[RunOutcome]:
-    """Each future's outcome; a worker that died (or any error outside run_config) fails its run."""
-    outcomes, lost = [], []
-    for cfg, future in zip(cfgs, futures, strict=True):
-        try:
-            outcomes.append(future.result())
-        except Exception as exc:
-            outcomes.append(RunOutcome(cfg.run_id, "failed", _one_line(exc)))
-            lost.append(outcomes[-1])
-    if lost:
-        _mark_running(store_path, {o.run_id: o.error for o in lost}, "failed")
-    return outcomes
-
-
-def mark_interrupted(cfgs: Sequence[Config], store_path: Path) -> None:
-    """Mark this sweep's runs still `running` as `interrupted` (no live process holds them now)."""
-    _mark_running(store_path, dict.fromkeys((c.run_id for c in cfgs), "interrupted"), "interrupted")
-
-
-def _mark_running(store_path: Path, reasons: dict[str, str | None], status: str) -> None:
+    address = client.scheduler.address
+    _wait_for_workers(client, address, wait_workers)
+    channel = f"selfconsume-{uuid.uuid4().hex}"
+    records = Queue(channel, client=client)
+    committed = Variable(f"{channel}-committed", client=client)
+    committed.set({})
     store = Store(store_path)
+    writer = Writer(store)
+    futures: dict[str, Any] = {}
+    published: dict[str, int] = {}
+
+    def publish() -> None:
+        """Tell the workers how far each run is committed (a rerun task compares its start)."""
+        if published != writer.next:
+            published.clear()
+            published.update(writer.next)
+            committed.set(dict(published))
+
+    def submit(cfg: Config, resume: bytes) -> Any:
+        if cfg.run_id in futures:  # a resubmission: its start may lie below what was published
+            publish()
+        futures[cfg.run_id] = client.submit(
+            run_on_worker,
+            cfg.run_id,
+            cfg.model_dump_json(),
+            resume,
+            writer.committed(cfg.run_id),
+            channel,
+            pure=False,
+        )
+        return futures[cfg.run_id]
+
+    def receive(timeout: float) -> list[bytes]:
+        """What the queue holds, asking every 50 ms until `timeout` (a blocking get that times
+        out is logged as an error by the scheduler)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            items = records.get(batch=True)
+            if items or time.monotonic() >= deadline:
+                return items
+            time.sleep(0.05)
+
+    watchdog = _Watchdog(client, address, wait_workers)
+
+    def check() -> None:
+        watchdog.check()
+        publish()
+
     try:
-        progress = store.progress()
-        for run_id, reason in reasons.items():
-            if progress.get(run_id, (0, ""))[1] == "running":
-                with suppress(RunBusy):  # a live process (another command) holds it
-                    store.finish_run(run_id, status, reason)
+        with sigterm_raises():
+            return drive(cfgs, writer, submit, receive, poll, check)
+    except BaseException:
+        logging.getLogger("distributed").setLevel(logging.ERROR)  # cancelled tasks are expected
+        with suppress(Exception):
+            client.cancel(list(futures.values()))
+        writer.interrupt()
+        raise
     finally:
         store.close()
+
+
+def _connect(address: Any) -> Any:
+    """A client of the scheduler; ConfigError naming the address if it cannot be reached."""
+    from dask.distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_SECONDS)
+    except (OSError, ValueError, TimeoutError) as exc:
+        raise ConfigError(f"--scheduler {address}: cannot connect ({_one_line(exc)})") from None
+
+
+def _wait_for_workers(client: Any, address: str, seconds: float) -> None:
+    try:
+        client.wait_for_workers(1, timeout=seconds)
+    except TimeoutError:
+        raise ClusterError(f"scheduler {address} has had no workers for {seconds:g} s") from None
+
+
+class _Watchdog:
+    """Gives up (ClusterError) when the scheduler has had no workers for `seconds`."""
+
+    def __init__(self, client: Any, address: str, seconds: float) -> None:
+        self.client, self.address, self.seconds = client, address, seconds
+        self.seen = self.asked = time.monotonic()
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now - self.asked < 1.0:
+            return
+        self.asked = now
+        if self.client.nthreads():
+            self.seen = now
+        elif now - self.seen > self.seconds:
+            raise ClusterError(
+                f"scheduler {self.address} has had no workers for {self.seconds:g} s"
+            )
+
+
+def _mark_interrupted(cfgs: Sequence[Config], store: Store) -> None:
+    """Mark this sweep's runs still `running` as `interrupted` (no live process holds them now)."""
+    progress = store.progress()
+    for cfg in cfgs:
+        if progress.get(cfg.run_id, (0, ""))[1] == "running":
+            with suppress(RunBusy):  # another live process holds it
+                store.finish_run(cfg.run_id, "interrupted", "interrupted")
