@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from test_sampler_oracle import DEEP_PRESETS, preset_raw
 
 from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.models.base import MODELS
 from selfconsume.models.torch_batched import ema_decay, ema_start_weight
 from selfconsume.seeding import Streams
-from test_sampler_oracle import DEEP_PRESETS, preset_raw
 
 SMALL = {"hidden": 16, "depth": 2, "batch_size": 32, "train_steps": 30, "finetune_steps": 20}
 OFFSET = 1000.0

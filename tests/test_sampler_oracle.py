@@ -21,7 +21,12 @@ from selfconsume.models.torch_batched import Net
 from selfconsume.seeding import Streams
 from selfconsume.theory import mixture_score as ms
 
-DEEP_PRESETS = ["eight-gaussians-collapse", "stability-lambda", "stability-lambda-flow", "curated-toy"]
+DEEP_PRESETS = [
+    "eight-gaussians-collapse",
+    "stability-lambda",
+    "stability-lambda-flow",
+    "curated-toy",
+]
 BOUND = 0.02
 N = 40_000  # relative standard error of the std: 1 / sqrt(4 N) = 0.25%
 Z = 3.0

@@ -59,9 +59,9 @@ def divergence(net: Net, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
 @MODELS.register("flow", FlowParams)
 class Flow(TorchFamily):
-    """Conditional flow matching with an MLP; params: hidden, depth, time_dim, train_steps, finetune_steps,
-    batch_size, lr, ema_decay, grad_clip, normalize, coupling (independent | ot), sampler
-    (euler | midpoint), n_ode_steps."""
+    """Conditional flow matching with an MLP; params: hidden, depth, time_dim, x_octaves,
+    train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, normalize, coupling
+    (independent | ot), sampler (euler | midpoint), n_ode_steps."""
 
     purpose = "flow"
 

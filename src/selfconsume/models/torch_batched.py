@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,8 +46,6 @@ class NetParams(Params):
     """Adam steps of a warm-started generation (fine-tuning); None means train_steps."""
     batch_size: int = Field(default=256, ge=1)
     lr: float = Field(default=1e-3, gt=0)
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    """Per fit: Adam at `lr` throughout, or annealed from lr to 0 along a half cosine."""
     ema_decay: float = Field(default=0.999, ge=0, lt=1)
     """The cap of the EMA's warm-up decay; the EMA restarts with every fit (see BatchedNet)."""
     grad_clip: float | None = Field(default=1.0, gt=0)
@@ -238,7 +236,6 @@ class BatchedNet:
             idx = sample_indices(u[..., 0], cdf, last + 1).clamp_(max=last)
             batch = data.gather(1, idx[..., None].expand(-1, -1, self.dim))
             loss = loss_fn(net, batch, u[..., 1], z).mean(dim=1)
-            self._set_lr(step, steps)
             self.opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             if p.grad_clip is not None:
@@ -248,13 +245,6 @@ class BatchedNet:
             if step >= steps - tail:
                 losses.append(loss.detach())
         return {"loss": torch.stack(losses).mean(dim=0).double().numpy()}
-
-    def _set_lr(self, step: int, steps: int) -> None:
-        lr = self.p.lr
-        if self.p.lr_schedule == "cosine":
-            lr *= 0.5 * (1 + math.cos(math.pi * step / steps))
-        for group in self.opt.param_groups:
-            group["lr"] = lr
 
     @torch.no_grad()
     def _update_ema(self) -> None:
