@@ -21,6 +21,11 @@ SMALL = {"hidden": 64, "depth": 2, "batch_size": 128, "lr": 3e-3, "train_steps":
 CONFIGS = {
     "ddpm": ("ddpm", {**SMALL, "n_steps": 100}),
     "ddpm_ddim": ("ddpm", {**SMALL, "n_steps": 100, "sampler": "ddim", "ddim_steps": 25}),
+    "ddpm_v": (
+        "ddpm",
+        {**SMALL, "n_steps": 1000, "prediction": "v", "train_t": "quadratic", "x_octaves": 4}
+        | {"sampler": "ddim", "ddim_steps": 50},
+    ),
     "flow": ("flow", {**SMALL, "n_ode_steps": 20}),
     "flow_ot_euler": ("flow", {**SMALL, "coupling": "ot", "sampler": "euler", "n_ode_steps": 40}),
     "gmm": ("gmm", {"n_components": 8}),
