@@ -59,9 +59,9 @@ def divergence(net: Net, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
 @MODELS.register("flow", FlowParams)
 class Flow(TorchFamily):
-    """Conditional flow matching with an MLP; params: hidden, depth, time_dim, train_steps, finetune_steps,
-    batch_size, lr, ema_decay, grad_clip, normalize, coupling (independent | ot), sampler
-    (euler | midpoint), n_ode_steps."""
+    """Conditional flow matching with an MLP; params: hidden, depth, time_dim, x_octaves,
+    train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, normalize, coupling
+    (independent | ot), sampler (euler | midpoint), n_ode_steps."""
 
     purpose = "flow"
 
@@ -75,10 +75,13 @@ class Flow(TorchFamily):
         return torch.full(x.shape[:2], t)
 
     @torch.no_grad()
-    def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
-        """Integrate the EMA velocity field from noise (t = 0) to data (t = 1)."""
+    def sample(
+        self, n: int, rng: np.random.Generator, generation: int, net: Net | None = None
+    ) -> np.ndarray:
+        """Integrate the EMA velocity field (or `net`, a velocity in the normalised coordinates:
+        tests inject the exact one) from noise (t = 0) to data (t = 1)."""
         x = next(draws(generators_from(rng, self.replicates), 1, (0,), (n, self.dim)))[1]
-        net = self.net.net(ema=True)
+        net = self.net.net(ema=True) if net is None else net
         h = 1.0 / self.p.n_ode_steps
         for k in range(self.p.n_ode_steps):
             t = k * h

@@ -38,12 +38,16 @@ class NetParams(Params):
     hidden: int = Field(default=128, ge=1)
     depth: int = Field(default=3, ge=1)
     time_dim: int = Field(default=16, ge=2, multiple_of=2)
+    x_octaves: int = Field(default=0, ge=0)
+    """Octaves L of sinusoidal features of x fed beside x (sin, cos of 2^k π x, k < L): lets the
+    MLP draw the sharp boundaries between narrow modes without huge first-layer weights."""
     train_steps: int = Field(default=2000, ge=1)
     finetune_steps: int | None = Field(default=None, ge=1)
     """Adam steps of a warm-started generation (fine-tuning); None means train_steps."""
     batch_size: int = Field(default=256, ge=1)
     lr: float = Field(default=1e-3, gt=0)
     ema_decay: float = Field(default=0.999, ge=0, lt=1)
+    """The cap of the EMA's warm-up decay; the EMA restarts with every fit (see BatchedNet)."""
     grad_clip: float | None = Field(default=1.0, gt=0)
     normalize: bool = True
 
@@ -95,9 +99,17 @@ def time_embedding(t: Tensor, dim: int) -> Tensor:
     return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
 
 
-def mlp(params: list[Tensor], x: Tensor, t: Tensor, time_dim: int) -> Tensor:
-    """The batched MLP on [x, embed(t)] with SiLU activations: (R, B, d) -> (R, B, d)."""
-    h = torch.cat([x, time_embedding(t, time_dim)], dim=-1)
+def x_features(x: Tensor, octaves: int) -> Tensor:
+    """[x, sin(2^k π x), cos(2^k π x) for k < octaves]: (..., d) -> (..., d (1 + 2 octaves))."""
+    if octaves == 0:
+        return x
+    arg = (math.pi * 2.0 ** torch.arange(octaves, dtype=x.dtype))[:, None] * x[..., None, :]
+    return torch.cat([x, torch.sin(arg).flatten(-2), torch.cos(arg).flatten(-2)], dim=-1)
+
+
+def mlp(params: list[Tensor], x: Tensor, t: Tensor, time_dim: int, octaves: int = 0) -> Tensor:
+    """The batched MLP on [features(x), embed(t)] with SiLU activations: (R, B, d) -> (R, B, d)."""
+    h = torch.cat([x_features(x, octaves), time_embedding(t, time_dim)], dim=-1)
     layers = len(params) // 2
     for i in range(layers):
         h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
@@ -130,18 +142,32 @@ def weighted_stats(x: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarra
     return mean, np.maximum(std, 1e-6)
 
 
+def ema_decay(cap: float, count: int) -> float:
+    """The EMA decay of the count-th update of a fit: min(cap, (1 + count) / (10 + count))."""
+    return min(cap, (1 + count) / (10 + count))
+
+
+def ema_start_weight(cap: float, steps: int) -> float:
+    """Weight the EMA keeps on the parameters a fit starts from after `steps` updates:
+    prod_k ema_decay(cap, k), which is 10! (k+1)! / (k+10)! below the cap (7e-10 at k = 50)."""
+    return math.prod(ema_decay(cap, k) for k in range(1, steps + 1))
+
+
 class BatchedNet:
     """Stacked MLP parameters of R replicates, their EMA, one Adam over them, and the data scaling.
 
-    The EMA decay warms up as min(decay, (1 + k) / (10 + k)) after k updates, so short fits are
-    not dominated by the initialisation."""
+    The EMA follows the generation it samples: every fit, warm or not, restarts it from the
+    parameters it starts from with the warm-up decay `ema_decay`, so after k updates its weight on
+    them is `ema_start_weight` (under 1e-6 from k = 20 on) and none is left on the previous
+    generation's EMA. (Carried over instead, a decay of 0.999 would keep 0.999^500 = 61% of its
+    weight on earlier generations after 500 fine-tuning steps.)"""
 
     def __init__(
         self, p: NetParams, dim: int, replicates: int, streams: Streams, purpose: str
     ) -> None:
         self.p, self.dim, self.replicates = p, dim, replicates
         self.streams, self.purpose = streams, purpose
-        self.sizes = [dim + p.time_dim] + [p.hidden] * p.depth + [dim]
+        self.sizes = [dim * (1 + 2 * p.x_octaves) + p.time_dim] + [p.hidden] * p.depth + [dim]
         self.reset(0)
 
     def reset(self, generation: int) -> None:
@@ -166,7 +192,7 @@ class BatchedNet:
     def net(self, ema: bool = True) -> Net:
         """The network bound to the EMA (for sampling) or the live parameters."""
         params = self.ema if ema else self.params
-        return lambda x, t: mlp(params, x, t, self.p.time_dim)
+        return lambda x, t: mlp(params, x, t, self.p.time_dim, self.p.x_octaves)
 
     def normalise(self, x: np.ndarray) -> Tensor:
         return torch.as_tensor((x - self.shift) / self.scale, dtype=torch.float32)
@@ -183,7 +209,8 @@ class BatchedNet:
         warm: bool,
     ) -> dict[str, np.ndarray]:
         """Run Adam steps on all replicates (`finetune_steps` when warm, else `train_steps`; a warm
-        fit keeps the data scaling); return the final loss per replicate.
+        fit keeps the data scaling and Adam's moments, and restarts the EMA); return the final loss
+        per replicate.
 
         Minibatch indices are drawn with probability proportional to `weights` (an unbiased
         estimate of the weighted loss that wastes no batch slot on zero weights). The final loss
@@ -198,6 +225,8 @@ class BatchedNet:
         gens = replicate_generators(
             self.streams, f"{self.purpose}/train", generation, self.replicates
         )
+        self.ema = [q.detach().clone() for q in self.params]
+        self.ema_count = 0
         net = self.net(ema=False)
         tail = max(1, steps // 10)
         losses = []
@@ -220,7 +249,7 @@ class BatchedNet:
     @torch.no_grad()
     def _update_ema(self) -> None:
         self.ema_count += 1
-        decay = min(self.p.ema_decay, (1 + self.ema_count) / (10 + self.ema_count))
+        decay = ema_decay(self.p.ema_decay, self.ema_count)
         for e, q in zip(self.ema, self.params, strict=True):
             e.lerp_(q, 1.0 - decay)
 
@@ -255,7 +284,7 @@ class TorchFamily:
     def fit(
         self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
     ) -> dict[str, np.ndarray]:
-        """Train on x; warm continues parameters, Adam and EMA state and keeps the data scaling."""
+        """Train on x; warm continues parameters and Adam state and keeps the data scaling."""
         if not warm:
             self.net.reset(generation)
         return self.net.train(x, weights, generation, self.loss, warm)
