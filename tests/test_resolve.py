@@ -107,3 +107,16 @@ def test_arms_of_a_sweep_get_their_own_streams_unless_common_random_numbers():
     assert arm_key(resolve(BASE)) == arm_key(resolve({**BASE, "generations": 3, "replicates": 7}))
     crn = [resolve({**raw, "common_random_numbers": True}) for raw in (BASE, mle)]
     assert arm_key(crn[0]) == arm_key(crn[1]) == 0
+
+
+def test_a_resolved_config_survives_its_json_round_trip():
+    from selfconsume.plan import from_json
+
+    raw = {
+        "name": "ddpm",
+        "data": {"kind": "eight_gaussians", "n_real": 20},
+        "model": {"kind": "ddpm", "params": {"n_steps": 20, "train_steps": 1}},
+    }
+    cfg = resolve(raw)  # ddim_steps resolves to min(50, n_steps), valid when read back
+    assert cfg.model.params.ddim_steps == 20
+    assert from_json(cfg.model_dump_json()).run_id == cfg.run_id

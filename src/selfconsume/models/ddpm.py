@@ -36,7 +36,8 @@ class DDPMParams(NetParams):
     n_steps: int = Field(default=200, ge=1)
     schedule: Literal["linear", "cosine"] = "linear"
     sampler: Literal["ancestral", "ddim"] = "ancestral"
-    ddim_steps: int = Field(default=50, ge=1)
+    ddim_steps: int | None = Field(default=None, ge=1, validate_default=True)
+    """DDIM evaluations (at most n_steps); resolved to min(50, n_steps) when not given."""
     ddim_spacing: Literal["uniform", "quadratic"] = "quadratic"
     """Where DDIM evaluates: evenly spaced steps, or t_i ∝ i^2 (Song et al., 2021), dense near the data."""
     train_t: Literal["uniform", "quadratic"] = "uniform"
@@ -49,9 +50,13 @@ class DDPMParams(NetParams):
 
     @field_validator("ddim_steps")
     @classmethod
-    def _ddim_within_steps(cls, v: int, info: ValidationInfo) -> int:
+    def _ddim_within_steps(cls, v: int | None, info: ValidationInfo) -> int | None:
         n_steps = info.data.get("n_steps")
-        if n_steps is not None and v > n_steps:
+        if n_steps is None:
+            return v
+        if v is None:  # the resolved value, so a stored config validates to the same params
+            return min(50, n_steps)
+        if v > n_steps:
             raise ValueError(f"ddim_steps must be <= n_steps ({n_steps})")
         return v
 
