@@ -172,15 +172,19 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     if not names or not _image_metrics(exp):
         return []
     classes = _classes(exp)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.3), squeeze=False)
-    for ax, metric in zip(axes.flat, names, strict=True):
+    cols = len(names) if len(names) <= 4 else 3
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, names, strict=False):
         for run in exp.runs:
             if metric in run.metrics:
                 plot_metric(ax, run, metric)
         if metric == "class_entropy" and classes:
-            ax.axhline(math.log(len(classes)), ls=":", color="grey", label="balanced")
+            ax.axhline(math.log(len(classes)), ls=":", color="grey")
         ax.set_title(HEADLINE[metric], fontsize=10)
         ax.set_xlabel("generation")
+    for ax in axes.flat[len(names) :]:
+        ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     caption = (
@@ -188,7 +192,7 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
         "95% interval shaded; one line per arm. The dotted line is the entropy of a balanced "
         "class histogram (log of the number of classes)."
     )
-    rect = (0, 0.12 + 0.05 * ((len(labels) - 1) // 4), 1, 1)
+    rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // 4)) / rows, 1, 1)
     return [
         save(fig, exp.path(out, "image-metrics"), f"{exp.name}: image metrics", caption, rect=rect)
     ]
