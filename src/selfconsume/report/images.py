@@ -146,9 +146,8 @@ def image_grid(exp: Experiment, out: Path) -> list[Figure]:
     if made is None:
         return []
     fig, layout = made
-    real = " The top row shows real images (the real pool) for reference." * (
-        layout.rows[0] == "real data"
-    )
+    has_real = layout.rows[0] == "real data"
+    real = " The top row shows real images (the real pool) for reference." if has_real else ""
     caption = (
         f"{TILE * TILE} samples of p_t (first replicate, taken from the evaluation samples) after "
         f"the given number of retrainings; one row per arm.{real}"
