@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from selfconsume.config import Config
-from selfconsume.data.base import draw_test_set
+from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed
 from selfconsume.loop.curation import curate, require_kept
 from selfconsume.loop.schemes import Pool
@@ -31,6 +31,9 @@ from selfconsume.store.sqlite import Store
 
 SNAPSHOT_REPLICATES = 4
 SNAPSHOT_POINTS = 2000
+SNAPSHOT_IMAGE_REPLICATES = 2
+SNAPSHOT_IMAGES = 16
+"""Images kept per replicate and generation for the report's grids (a 4 x 4 tile)."""
 
 
 class Sink(Protocol):
@@ -229,10 +232,10 @@ def run_generations(
                 )
                 diagnostics = model.fit(x, w, t, cfg.model.warm_start)
         _check_finite(diagnostics, model, t)
-        metrics = _metrics(plan, real, test, t)
+        metrics, ctx = _metrics(plan, real, test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
         sink.commit_generation(
-            run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, t), batch
+            run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, ctx), batch
         )
         if on_generation is not None:
             on_generation(t)
@@ -260,7 +263,10 @@ def _check_finite(diagnostics: dict[str, np.ndarray], model: object, t: int) -> 
             )
 
 
-def _metrics(plan: Plan, real: np.ndarray, test: np.ndarray, t: int) -> dict[str, np.ndarray]:
+def _metrics(
+    plan: Plan, real: np.ndarray, test: np.ndarray, t: int
+) -> tuple[dict[str, np.ndarray], MetricContext]:
+    """Every configured metric of generation t, and the context (its samples, drawn once)."""
     cfg = plan.cfg
     ctx = MetricContext(
         model=plan.model,
@@ -277,14 +283,22 @@ def _metrics(plan: Plan, real: np.ndarray, test: np.ndarray, t: int) -> dict[str
     for name in cfg.metrics:
         for key, value in METRICS.get(name).obj(ctx).items():
             out[key] = np.broadcast_to(np.asarray(value, dtype=float), (cfg.replicates,))
-    return out
+    return out, ctx
 
 
-def _snapshot(plan: Plan, t: int) -> np.ndarray | None:
-    """A few replicates' samples of p_t, kept for the scatter figures of 2-D data."""
-    if plan.source.dim != 2 or plan.cfg.model.population:
+def _snapshot(plan: Plan, ctx: MetricContext) -> np.ndarray | None:
+    """A few replicates' samples of p_t for the report: 2-D points for the scatter figures (their
+    own stream), or a 4 x 4 tile of images taken from the evaluation samples the metrics drew
+    (sampling an image model again would cost as much as the metrics)."""
+    cfg, t = plan.cfg, ctx.generation
+    if cfg.model.population:
         return None
-    reps = min(SNAPSHOT_REPLICATES, plan.cfg.replicates)
-    n = min(SNAPSHOT_POINTS, plan.cfg.data.n_test)
+    if isinstance(plan.source, Images):
+        reps = min(SNAPSHOT_IMAGE_REPLICATES, cfg.replicates)
+        return np.asarray(ctx.samples[:reps, :SNAPSHOT_IMAGES])
+    if plan.source.dim != 2:
+        return None
+    reps = min(SNAPSHOT_REPLICATES, cfg.replicates)
+    n = min(SNAPSHOT_POINTS, cfg.data.n_test)
     x = plan.model.sample(n, plan.streams.per_replicate("snapshot", t), t)
     return np.asarray(x[:reps])

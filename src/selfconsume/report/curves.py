@@ -34,6 +34,11 @@ def is_mass(name: str) -> bool:
     return name.startswith("mass_") and name[5:].isdigit()
 
 
+def is_class_share(name: str) -> bool:
+    """class_hist_0, class_hist_1, ...: drawn as the class histograms of report.images."""
+    return name.startswith("class_hist_") and name[11:].isdigit()
+
+
 def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> Figure:
     """Save one panel per metric, one line per run with its 95% interval."""
     cols = min(3 if len(names) <= 9 else 4, len(names))
@@ -56,7 +61,9 @@ def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> 
 @figure_maker
 def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
     """Every stored metric against the generation: mean over replicates with its 95% interval."""
-    names = sorted(m for m in exp.metric_names if not m.startswith("train_"))
+    names = sorted(
+        m for m in exp.metric_names if not m.startswith("train_") and not is_class_share(m)
+    )
     groups = [
         ("metrics", [m for m in names if not is_mass(m)][:MAX_PANELS], "Metrics by generation"),
         (
