@@ -17,7 +17,7 @@ from timing import best_times
 from torch import nn
 
 from selfconsume.models.ddpm import DDPM, DDPMParams, betas
-from selfconsume.models.torch_batched import time_embedding
+from selfconsume.models.nets import time_embedding
 from selfconsume.seeding import Streams
 
 STEPS, N, REPLICATES = 300, 2000, 8

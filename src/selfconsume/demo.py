@@ -17,6 +17,8 @@ DEMO_PRESETS = (
     "stability-lambda-flow",
     "curated-discrete",
     "curated-toy",
+    "stability-digits",
+    "curated-digits",
 )
 
 

@@ -91,7 +91,13 @@ def check(cfg: Config) -> None:
     source = DATA.get(cfg.data.kind).obj(cfg.data.params)
     family = MODELS.get(cfg.model.kind).obj
     _check_data_fits(cfg, source, family)
-    probe = family(cfg.model.params, dim=source.dim, replicates=1, streams=Streams(cfg.seed))
+    probe = family(
+        cfg.model.params,
+        dim=source.dim,
+        replicates=1,
+        streams=Streams(cfg.seed),
+        **image_shape(family, source),
+    )
     for name in cfg.metrics:
         if name not in METRICS.names():
             known = ", ".join(METRICS.names())
@@ -123,6 +129,16 @@ def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
         )
     if isinstance(source, HeldOut):
         source.check_sizes(cfg.data.n_real, cfg.data.n_test)
+    check_data = getattr(cfg.model.params, "check_data", None)
+    if check_data is not None:  # what the family's params ask of the data (labels, images)
+        check_data(source)
+
+
+def image_shape(family: type, source: DataSource) -> dict[str, Any]:
+    """The `image_shape` keyword for a family that asks for it (`wants_image_shape`) on images."""
+    if getattr(family, "wants_image_shape", False) and isinstance(source, Images):
+        return {"image_shape": tuple(source.image_shape)}
+    return {}
 
 
 def _check_needs(
@@ -168,7 +184,13 @@ def build(cfg: Config) -> Plan:
     source = DATA.get(cfg.data.kind).obj(cfg.data.params)
     streams = Streams(cfg.seed, arm_key(cfg))
     family = MODELS.get(cfg.model.kind).obj
-    model = family(cfg.model.params, dim=source.dim, replicates=cfg.replicates, streams=streams)
+    model = family(
+        cfg.model.params,
+        dim=source.dim,
+        replicates=cfg.replicates,
+        streams=streams,
+        **image_shape(family, source),
+    )
     scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
     reward = None
     if cfg.curation is not None:

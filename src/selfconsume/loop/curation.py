@@ -5,11 +5,16 @@
   keeps the best candidate, ties split uniformly (the limit).
 - `top_fraction`: draw n / fraction candidates, keep the n with the highest reward.
 - `threshold`: draw n candidates, keep those with reward >= threshold (as 0/1 weights).
+
+A conditional model is curated with the talk's prompt model (`curate_prompted`): a prompt y ~ p_user
+per kept sample, its K candidates drawn from p_t(x | y), the Bradley-Terry choice among them; the
+kept samples keep their prompts as labels.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,7 +45,7 @@ def choose_bradley_terry(
 
 
 def curate(
-    sample: callable,
+    sample: Callable[[int], np.ndarray],
     n: int,
     curation: CurationConfig | None,
     reward: Reward | None,
@@ -49,21 +54,49 @@ def curate(
     """Draw n kept synthetic samples per replicate via `sample(m) -> (R, m, d)`, then curate.
 
     Returns the samples (R, n', d) and optional 0/1 weights (R, n')."""
+    x, w, _ = curate_prompted(lambda m, y: sample(m), None, n, curation, reward, rng)
+    return x, w
+
+
+def curate_prompted(
+    sample: Callable[[int, np.ndarray | None], np.ndarray],
+    prompts: Callable[[int], np.ndarray] | None,
+    n: int,
+    curation: CurationConfig | None,
+    reward: Reward | None,
+    rng: np.random.Generator | ReplicateRandom,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`curate` for a model sampled as `sample(m, labels (R, m) or None) -> (R, m, d)`, the labels
+    drawn by `prompts(m) -> (R, m)` (None: unconditional). Bradley-Terry draws one prompt per
+    kept sample and its K candidates all from that prompt; the other kinds one per candidate.
+
+    Returns the samples (R, n', d), optional 0/1 weights (R, n') and the kept samples' labels
+    (R, n') (None when unconditional)."""
+
+    def labels(m: int) -> np.ndarray | None:
+        return None if prompts is None else prompts(m)
+
     if curation is None or n == 0:
-        return sample(n), None
+        y = labels(n)
+        return sample(n, y), None, y
     if curation.kind == "bradley_terry":
         k = int(curation.k)
-        cand = sample(n * k)
+        y = labels(n)
+        cand = sample(n * k, None if y is None else np.repeat(y, k, axis=1))
         r, _, d = cand.shape
         cand = cand.reshape(r, n, k, d)
         pick = choose_bradley_terry(reward(cand), curation.beta, rng)
-        return np.take_along_axis(cand, pick[:, :, None, None], axis=2)[:, :, 0], None
+        return np.take_along_axis(cand, pick[:, :, None, None], axis=2)[:, :, 0], None, y
     if curation.kind == "top_fraction":
-        cand = sample(math.ceil(n / curation.fraction))
+        m = math.ceil(n / curation.fraction)
+        y = labels(m)
+        cand = sample(m, y)
         idx = np.argpartition(-reward(cand), n - 1, axis=1)[:, :n]
-        return np.take_along_axis(cand, idx[..., None], axis=1), None
-    cand = sample(n)
-    return cand, (reward(cand) >= curation.threshold).astype(float)
+        kept_y = None if y is None else np.take_along_axis(y, idx, axis=1)
+        return np.take_along_axis(cand, idx[..., None], axis=1), None, kept_y
+    y = labels(n)
+    cand = sample(n, y)
+    return cand, (reward(cand) >= curation.threshold).astype(float), y
 
 
 def empty_replicates(weights: np.ndarray | None) -> np.ndarray:

@@ -8,6 +8,12 @@ checkpoint commit together, so a rerun resumes after the last committed generati
 The loop writes finished generations to a `Sink`: the store itself in-process; on a worker, a sink
 that ships each generation back to the one process that writes the store (`sweep.wire`). What a
 run resumes from (`Resume`) is read from the store by that process and handed to the loop.
+
+A conditional family (`model.conditional`, say a class-conditional DDPM) trains on labelled real
+sets (`source.sample_labelled`, the same rows as `sample`) and on its samples with their prompts
+(labels drawn from p_user, curated with the prompt model). Each sample's label travels as one more
+column of x through the schemes and the pool, so every scheme keeps rows and labels together
+without knowing about labels; the column is split off before fitting and before the metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed
-from selfconsume.loop.curation import curate, require_kept
+from selfconsume.loop.curation import curate_prompted, require_kept
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.models.base import FitsIncrementally
@@ -157,11 +163,53 @@ def _failed(store: Store, run_id: str, exc: Exception) -> RunOutcome:
     return RunOutcome(run_id, "failed", reason)
 
 
+def _conditional(plan: Plan) -> bool:
+    return bool(getattr(plan.model, "conditional", False))
+
+
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
+    """The real sets (R, n_real, d), with the label column appended for a conditional family."""
     cfg = plan.cfg
-    return plan.source.sample(
-        cfg.replicates, cfg.data.n_real, plan.streams.per_replicate("real", generation)
+    rng = plan.streams.per_replicate("real", generation)
+    if not _conditional(plan):
+        return plan.source.sample(cfg.replicates, cfg.data.n_real, rng)
+    x, y = plan.source.sample_labelled(cfg.replicates, cfg.data.n_real, rng)
+    return with_labels(x, y)
+
+
+def with_labels(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    """x (R, n, d) with the labels (R, n) as one more column (x itself when y is None)."""
+    return x if y is None else np.concatenate([x, y[..., None].astype(x.dtype)], axis=-1)
+
+
+def split_labels(plan: Plan, xy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """x and the fit's `labels` keyword from an array with_labels made (none if unconditional)."""
+    if not _conditional(plan):
+        return xy, {}
+    return xy[..., :-1], {"labels": xy[..., -1].astype(np.int64)}
+
+
+def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """p_t's (curated) samples for generation t+1's training set, with their label column when the
+    family is conditional (prompts from p_user, the prompt model of curation)."""
+    cfg, model, streams = plan.cfg, plan.model, plan.streams
+    rng = streams.per_replicate("synthetic", t)
+    prompts = None
+    if _conditional(plan):
+        prompt_rng = streams.per_replicate("prompts", t)
+        prompts = lambda m: model.prompts(m, prompt_rng)  # noqa: E731
+        sample = lambda m, y: model.sample(m, rng, t, labels=y)  # noqa: E731
+    else:
+        sample = lambda m, y: model.sample(m, rng, t)  # noqa: E731
+    x, w, y = curate_prompted(
+        sample,
+        prompts,
+        plan.scheme.n_synthetic,
+        cfg.curation,
+        plan.reward,
+        streams.per_replicate("curation", t),
     )
+    return with_labels(x, y), w
 
 
 def _keeps_pool(plan: Plan) -> bool:
@@ -205,20 +253,15 @@ def run_generations(
         if t == 0 and cfg.model.population:
             model.population_start(real, plan.source)
         elif t == 0:
-            diagnostics = model.fit(real, None, 0, False)
+            x, labels = split_labels(plan, real)
+            diagnostics = model.fit(x, None, 0, False, **labels)
         elif cfg.model.population:
             lam = scheme.population_lam()
             model.population_step(real, lam, _population_curation(plan), plan.source)
         else:
             if scheme.fresh_real:
                 real = _real_set(plan, t)
-            synthetic, weights = curate(
-                lambda m, t=t: model.sample(m, streams.per_replicate("synthetic", t), t),
-                scheme.n_synthetic,
-                cfg.curation,
-                plan.reward,
-                streams.per_replicate("curation", t),
-            )
+            synthetic, weights = _sample_curated(plan, t)
             if scheme.population_lam() is None and cfg.curation is not None:
                 require_kept(weights, cfg.curation, t)  # other schemes keep their real set
             if keep_pool:
@@ -227,12 +270,13 @@ def run_generations(
             if scheme.accumulates and not keep_pool:
                 diagnostics = model.fit_more(synthetic, weights)
             else:
-                x, w = scheme.build(
+                xy, w = scheme.build(
                     real, synthetic, weights, pool, streams.per_replicate("scheme", t)
                 )
-                diagnostics = model.fit(x, w, t, cfg.model.warm_start)
+                x, labels = split_labels(plan, xy)
+                diagnostics = model.fit(x, w, t, cfg.model.warm_start, **labels)
         _check_finite(diagnostics, model, t)
-        metrics, ctx = _metrics(plan, real, test, t)
+        metrics, ctx = _metrics(plan, split_labels(plan, real)[0], test, t)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
         sink.commit_generation(
             run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, ctx), batch

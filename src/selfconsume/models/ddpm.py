@@ -1,6 +1,7 @@
-"""DDPM (Ho et al., 2020) for low-dimensional data: an MLP noise predictor, all replicates batched.
+"""DDPM (Ho et al., 2020): an MLP or U-Net noise predictor (`models.nets`), all replicates batched.
 
-The network takes x_t and a sinusoidal embedding of t / T and predicts the noise eps of
+The network takes x_t and a sinusoidal embedding of t / T (and, conditional, a class label) and
+predicts the noise eps of
 x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps, or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x; training
 minimises the squared error with t uniform on {0, ..., T-1} (or t = floor(T u^2), denser where the
 noise is small). Sampling is ancestral (posterior variance) or deterministic DDIM on a subset of the
@@ -86,15 +87,23 @@ def ddim_steps(n_steps: int, count: int, spacing: str) -> np.ndarray:
 
 @MODELS.register("ddpm", DDPMParams)
 class DDPM(TorchFamily):
-    """Denoising diffusion with an MLP; params: hidden, depth, time_dim, x_octaves, n_steps,
-    schedule, prediction (eps | v), train_t (uniform | quadratic), train_steps, finetune_steps,
-    batch_size, lr, ema_decay, grad_clip, sampler (ancestral | ddim), ddim_steps, ddim_spacing
-    (uniform | quadratic), normalize."""
+    """Denoising diffusion with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
+    time_dim, x_octaves, channels, n_steps, schedule, prediction (eps | v), train_t (uniform |
+    quadratic), train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, sampler
+    (ancestral | ddim), ddim_steps, ddim_spacing (uniform | quadratic), normalize, conditional,
+    classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda)."""
 
     purpose = "ddpm"
 
-    def __init__(self, params: DDPMParams, dim: int, replicates: int, streams: Streams) -> None:
-        super().__init__(params, dim, replicates, streams)
+    def __init__(
+        self,
+        params: DDPMParams,
+        dim: int,
+        replicates: int,
+        streams: Streams,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        super().__init__(params, dim, replicates, streams, image_shape)
         self.beta = betas(params.schedule, params.n_steps)
         self.abar = np.cumprod(1.0 - self.beta)
         self.abar_t = torch.as_tensor(self.abar, dtype=torch.float32)
@@ -111,21 +120,28 @@ class DDPM(TorchFamily):
 
     @torch.no_grad()
     def sample(
-        self, n: int, rng: np.random.Generator, generation: int, net: Net | None = None
+        self,
+        n: int,
+        rng: np.random.Generator,
+        generation: int,
+        labels: np.ndarray | None = None,
+        net: Net | None = None,
     ) -> np.ndarray:
         """Ancestral or DDIM sampling with the EMA network (or `net`, an eps or v predictor as
         `prediction` says, in the normalised coordinates: tests inject the exact one); replicate
-        r's noise from its own stream."""
+        r's noise from its own stream. A conditional model samples class `labels` (R, n), by
+        default n prompts from p_user."""
         gens = generators_from(rng, self.replicates)
-        net = self.net.net(ema=True) if net is None else net
+        net = self.sampling_net(n, rng, labels) if net is None else net
         ancestral = self.p.sampler == "ancestral"
-        noise = draws(gens, self.p.n_steps if ancestral else 1, (0,), (n, self.dim))
+        steps = self.p.n_steps if ancestral else 1
+        noise = draws(gens, steps, (0,), (n, self.dim), self.net.device)
         x = next(noise)[1]
         x = self._ancestral(net, x, noise) if ancestral else self._ddim(net, x)
         return self.net.denormalise(x)
 
     def _eps(self, net: Net, x: Tensor, t: int) -> Tensor:
-        out = net(x, torch.full(x.shape[:2], t / self.p.n_steps))
+        out = net(x, torch.full(x.shape[:2], t / self.p.n_steps, device=x.device))
         if self.p.prediction == "v":
             abar = self.abar[t]
             out = float(np.sqrt(abar)) * out + float(np.sqrt(1 - abar)) * x

@@ -1,4 +1,5 @@
-"""Conditional flow matching (Lipman et al., 2023; Tong et al., 2024) with an MLP velocity field.
+"""Conditional flow matching (Lipman et al., 2023; Tong et al., 2024) with an MLP or U-Net velocity
+field (`models.nets`; with `conditional: true` it also takes class labels).
 
 The path x_t = (1 - t) x0 + t x1 joins noise x0 ~ N(0, I) to data x1; the network regresses the
 velocity x1 - x0. The coupling of (x0, x1) in a minibatch is `independent` or `ot` (exact minibatch
@@ -38,9 +39,9 @@ def ot_pair(x0: Tensor, x1: Tensor) -> Tensor:
     """Reorder each replicate's noise x0 (R, B, d) to the minibatch OT plan with x1 (squared cost)."""
     out = torch.empty_like(x0)
     for r in range(x0.shape[0]):
-        a, b = x0[r].double().numpy(), x1[r].double().numpy()
+        a, b = x0[r].double().cpu().numpy(), x1[r].double().cpu().numpy()
         plan = ot.emd([], [], ot.dist(a, b))
-        out[r] = x0[r][torch.as_tensor(plan.argmax(axis=0))]
+        out[r] = x0[r][torch.as_tensor(plan.argmax(axis=0), device=x0.device)]
     return out
 
 
@@ -59,9 +60,10 @@ def divergence(net: Net, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 
 @MODELS.register("flow", FlowParams)
 class Flow(TorchFamily):
-    """Conditional flow matching with an MLP; params: hidden, depth, time_dim, x_octaves,
-    train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, normalize, coupling
-    (independent | ot), sampler (euler | midpoint), n_ode_steps."""
+    """Conditional flow matching with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
+    time_dim, x_octaves, channels, train_steps, finetune_steps, batch_size, lr, ema_decay,
+    grad_clip, normalize, coupling (independent | ot), sampler (euler | midpoint), n_ode_steps,
+    conditional, classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda)."""
 
     purpose = "flow"
 
@@ -72,16 +74,23 @@ class Flow(TorchFamily):
         return (net((1 - t) * x0 + t * x, u) - (x - x0)).pow(2).mean(dim=-1)
 
     def _time(self, x: Tensor, t: float) -> Tensor:
-        return torch.full(x.shape[:2], t)
+        return torch.full(x.shape[:2], t, device=x.device)
 
     @torch.no_grad()
     def sample(
-        self, n: int, rng: np.random.Generator, generation: int, net: Net | None = None
+        self,
+        n: int,
+        rng: np.random.Generator,
+        generation: int,
+        labels: np.ndarray | None = None,
+        net: Net | None = None,
     ) -> np.ndarray:
         """Integrate the EMA velocity field (or `net`, a velocity in the normalised coordinates:
-        tests inject the exact one) from noise (t = 0) to data (t = 1)."""
-        x = next(draws(generators_from(rng, self.replicates), 1, (0,), (n, self.dim)))[1]
-        net = self.net.net(ema=True) if net is None else net
+        tests inject the exact one) from noise (t = 0) to data (t = 1). A conditional model
+        samples class `labels` (R, n), by default n prompts from p_user."""
+        gens = generators_from(rng, self.replicates)
+        x = next(draws(gens, 1, (0,), (n, self.dim), self.net.device))[1]
+        net = self.sampling_net(n, rng, labels) if net is None else net
         h = 1.0 / self.p.n_ode_steps
         for k in range(self.p.n_ode_steps):
             t = k * h
@@ -94,11 +103,12 @@ class Flow(TorchFamily):
 
     @torch.no_grad()
     def log_prob(self, x: np.ndarray) -> np.ndarray:
-        """Exact-divergence change of variables, integrated backward from data to N(0, I)."""
+        """Exact-divergence change of variables, integrated backward from data to N(0, I) (a
+        conditional model's density is that of its null label, the unconditional model)."""
         z = self.net.normalise(x)
         net = self.net.net(ema=True)
         h = 1.0 / self.p.n_ode_steps
-        trace = torch.zeros(z.shape[:2])
+        trace = torch.zeros(z.shape[:2], device=z.device)
         for k in range(self.p.n_ode_steps, 0, -1):
             t = k * h
             v, div = divergence(net, z, self._time(z, t))
@@ -108,4 +118,4 @@ class Flow(TorchFamily):
             trace += h * div
         base = -0.5 * (z.pow(2).sum(-1) + self.dim * math.log(2 * math.pi))
         log_scale = np.log(self.net.scale).sum(axis=-1)
-        return (base - trace).double().numpy() - log_scale
+        return (base - trace).double().cpu().numpy() - log_scale

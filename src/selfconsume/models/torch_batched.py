@@ -1,30 +1,41 @@
-"""Shared machinery of the torch families: one MLP per replicate, all replicates trained at once.
+"""Shared machinery of the torch families: one network per replicate, all replicates trained at once.
 
-Replicate r owns slice [r] of every stacked parameter (R, in, out); layers are `torch.baddbmm`, one
-Adam updates the stacked tensors (Adam is per element, so replicates do not mix), gradients are
-clipped per replicate, and every random draw of replicate r comes from its own generator. So
-replicate r trains exactly as it would alone: adding replicates changes no replicate's numbers.
-Training is float32 on the CPU; the families return float64 numpy arrays.
+Replicate r owns slice [r] of every stacked parameter (the networks are in `models.nets`: an MLP
+of `torch.baddbmm` layers, or a convolutional U-Net for images); one Adam updates the stacked
+tensors (Adam is per element, so replicates do not mix), gradients are clipped per replicate, and
+every random draw of replicate r comes from its own CPU generator. So replicate r trains exactly
+as it would alone: adding replicates changes no replicate's numbers.
+
+A conditional family (`conditional: true`) takes each sample's class label as an input; labels are
+dropped to the null label with probability `p_uncond` while training, so one network is both the
+conditional and the unconditional model, and sampling mixes them with classifier-free guidance
+(Ho and Salimans, 2022): out = (1 + w) out(x, t, y) - w out(x, t, null), w = `guidance`.
+
+Training is float32 on `device` (`auto`: CUDA when present, else the CPU; random numbers are drawn
+on the CPU either way, so a GPU run sees the same draws, though not the same arithmetic); the
+families return float64 numpy arrays.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from selfconsume.errors import ConfigError
+from selfconsume.models.nets import MLP, Network, UNet
 from selfconsume.registry import Params
 from selfconsume.seeding import Streams
 
 Tensor = torch.Tensor
 Net = Callable[[Tensor, Tensor], Tensor]
-"""A network bound to parameters: (x (R, B, d), t (R, B) in [0, 1]) -> (R, B, d)."""
+"""A network bound to parameters (and labels): (x (R, B, d), t (R, B) in [0, 1]) -> (R, B, d)."""
 LossFn = Callable[[Net, Tensor, Tensor, Tensor], Tensor]
 """(net, data batch (R, B, d), uniforms (R, B), normals (R, B, d)) -> per-sample loss (R, B)."""
 
@@ -50,6 +61,76 @@ class NetParams(Params):
     """The cap of the EMA's warm-up decay; the EMA restarts with every fit (see BatchedNet)."""
     grad_clip: float | None = Field(default=1.0, gt=0)
     normalize: bool = True
+    net: Literal["mlp", "unet"] = "mlp"
+    """The network: an MLP (hidden, depth, x_octaves) or, for images, a U-Net (channels)."""
+    channels: tuple[int, int] = (32, 64)
+    """The U-Net's widths at full and half resolution."""
+    conditional: bool = False
+    """Whether the network takes class labels (needs labelled data with `classes` classes)."""
+    classes: int = Field(default=10, ge=2)
+    guidance: float = Field(default=0.0, ge=0)
+    """Classifier-free guidance scale w (0: the plain conditional model)."""
+    p_uncond: float = Field(default=0.1, ge=0, lt=1)
+    """Probability that a training label is replaced by the null label (the unconditional model)."""
+    prompt_weights: list[float] | None = None
+    """p_user, the distribution of the prompts (labels) a conditional model is asked for; None is
+    uniform over the classes."""
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Where to train and sample: `auto` is CUDA when present, else the CPU."""
+
+    @model_validator(mode="after")
+    def _conditioning(self) -> NetParams:
+        if self.guidance > 0 and not (self.conditional and self.p_uncond > 0):
+            raise ValueError("guidance needs conditional: true and p_uncond > 0")
+        w = self.prompt_weights
+        if w is not None and (
+            len(w) != self.classes or min(w) < 0 or sum(w) <= 0 or not self.conditional
+        ):
+            raise ValueError(
+                "prompt_weights must be `classes` non-negative weights with a positive sum "
+                "(conditional families only)"
+            )
+        return self
+
+    def check_data(self, source: object) -> None:
+        """Refuse data the network cannot take (one-line ConfigError naming the key)."""
+        from selfconsume.data.base import HasLabels, Images
+
+        if self.net == "unet" and not isinstance(source, Images):
+            raise ConfigError("model.params.net: unet needs image data (digits, mnist, image_file)")
+        if self.conditional:
+            if not isinstance(source, HasLabels):
+                raise ConfigError(
+                    "model.params.conditional: needs labelled data (digits, mnist, "
+                    "image_file with y)"
+                )
+            if source.n_classes != self.classes:
+                raise ConfigError(
+                    f"model.params.classes: {self.classes}, but the data has {source.n_classes} "
+                    "classes"
+                )
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` is CUDA when present, else the CPU; `cuda` without a GPU is bad input."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("model.params.device: cuda, but torch sees no CUDA device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def network(p: NetParams, dim: int, image_shape: tuple[int, int, int] | None) -> Network:
+    """The network `p.net` names, for samples of dimension dim (images of `image_shape`)."""
+    classes = p.classes if p.conditional else 0
+    if p.net == "mlp":
+        return MLP(dim, p.hidden, p.depth, p.time_dim, p.x_octaves, classes)
+    if image_shape is None:
+        side = math.isqrt(dim)
+        if side * side != dim:
+            raise ConfigError("model.params.net: unet needs image data (digits, mnist, image_file)")
+        image_shape = (1, side, side)
+    return UNet(image_shape, p.channels, p.time_dim, classes)
 
 
 def replicate_generators(
@@ -66,9 +147,14 @@ def generators_from(rng: np.random.Generator, replicates: int) -> list[torch.Gen
 
 
 def draws(
-    gens: list[torch.Generator], steps: int, uniform: tuple[int, ...], normal: tuple[int, ...]
+    gens: list[torch.Generator],
+    steps: int,
+    uniform: tuple[int, ...],
+    normal: tuple[int, ...],
+    device: torch.device | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
-    """Per step, uniforms (R, *uniform) and normals (R, *normal), replicate r's from gens[r].
+    """Per step, uniforms (R, *uniform) and normals (R, *normal), replicate r's from gens[r]
+    (drawn on the CPU, moved to `device`).
 
     Draws come in chunks of steps whose length depends only on the per-replicate shapes."""
     per_step = max(1, math.prod(uniform) + math.prod(normal))
@@ -77,45 +163,9 @@ def draws(
         c = min(chunk, steps - start)
         u = torch.stack([torch.rand((c, *uniform), generator=g) for g in gens], dim=1)
         z = torch.stack([torch.randn((c, *normal), generator=g) for g in gens], dim=1)
+        if device is not None:
+            u, z = u.to(device), z.to(device)
         yield from zip(u, z, strict=True)
-
-
-def init_mlp(sizes: list[int], gens: list[torch.Generator]) -> list[Tensor]:
-    """Stacked weights (R, in, out) and biases (R, 1, out), uniform like `nn.Linear`'s default."""
-    params = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-        bound = fan_in**-0.5
-        for shape in ((fan_in, fan_out), (1, fan_out)):
-            draw = [torch.rand(shape, generator=g) for g in gens]
-            params.append((torch.stack(draw) * 2 - 1) * bound)
-    return params
-
-
-def time_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal embedding of t in [0, 1] (as 1000 t, like DDPM step indices): (..., dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=t.dtype) / half)
-    arg = 1000.0 * t[..., None] * freqs
-    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
-
-
-def x_features(x: Tensor, octaves: int) -> Tensor:
-    """[x, sin(2^k π x), cos(2^k π x) for k < octaves]: (..., d) -> (..., d (1 + 2 octaves))."""
-    if octaves == 0:
-        return x
-    arg = (math.pi * 2.0 ** torch.arange(octaves, dtype=x.dtype))[:, None] * x[..., None, :]
-    return torch.cat([x, torch.sin(arg).flatten(-2), torch.cos(arg).flatten(-2)], dim=-1)
-
-
-def mlp(params: list[Tensor], x: Tensor, t: Tensor, time_dim: int, octaves: int = 0) -> Tensor:
-    """The batched MLP on [features(x), embed(t)] with SiLU activations: (R, B, d) -> (R, B, d)."""
-    h = torch.cat([x_features(x, octaves), time_embedding(t, time_dim)], dim=-1)
-    layers = len(params) // 2
-    for i in range(layers):
-        h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
-        if i < layers - 1:
-            h = F.silu(h)
-    return h
 
 
 def clip_per_replicate(params: list[Tensor], max_norm: float) -> None:
@@ -153,8 +203,20 @@ def ema_start_weight(cap: float, steps: int) -> float:
     return math.prod(ema_decay(cap, k) for k in range(1, steps + 1))
 
 
+def to_cpu(state: Any) -> Any:
+    """A copy of a nested state (dicts, lists, tensors) with every tensor on the CPU."""
+    if isinstance(state, Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: to_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(to_cpu(v) for v in state)
+    return copy.deepcopy(state)
+
+
 class BatchedNet:
-    """Stacked MLP parameters of R replicates, their EMA, one Adam over them, and the data scaling.
+    """Stacked network parameters of R replicates, their EMA, one Adam over them, and the data
+    scaling.
 
     The EMA follows the generation it samples: every fit, warm or not, restarts it from the
     parameters it starts from with the warm-up decay `ema_decay`, so after k updates its weight on
@@ -163,11 +225,19 @@ class BatchedNet:
     weight on earlier generations after 500 fine-tuning steps.)"""
 
     def __init__(
-        self, p: NetParams, dim: int, replicates: int, streams: Streams, purpose: str
+        self,
+        p: NetParams,
+        dim: int,
+        replicates: int,
+        streams: Streams,
+        purpose: str,
+        image_shape: tuple[int, int, int] | None = None,
     ) -> None:
         self.p, self.dim, self.replicates = p, dim, replicates
         self.streams, self.purpose = streams, purpose
-        self.sizes = [dim * (1 + 2 * p.x_octaves) + p.time_dim] + [p.hidden] * p.depth + [dim]
+        self.device = resolve_device(p.device)
+        self.network = network(p, dim, image_shape)
+        self.null = p.classes if p.conditional else None
         self.reset(0)
 
     def reset(self, generation: int) -> None:
@@ -175,13 +245,15 @@ class BatchedNet:
         gens = replicate_generators(
             self.streams, f"{self.purpose}/init", generation, self.replicates
         )
-        self._set(init_mlp(self.sizes, gens), None, None)
+        self._set(self.network.init(gens), None, None)
         self.shift = np.zeros((self.replicates, 1, self.dim))
         self.scale = np.ones((self.replicates, 1, self.dim))
 
     def _set(self, params: list[Tensor], ema: list[Tensor] | None, opt: dict | None) -> None:
-        self.params = [q.detach().clone().requires_grad_() for q in params]
-        self.ema = [q.detach().clone() for q in (ema if ema is not None else params)]
+        self.params = [q.detach().to(self.device, copy=True).requires_grad_() for q in params]
+        self.ema = [
+            q.detach().to(self.device, copy=True) for q in (ema if ema is not None else params)
+        ]
         self.opt = torch.optim.Adam(self.params, lr=self.p.lr)
         if opt is not None:
             self.opt.load_state_dict(opt)
@@ -189,16 +261,36 @@ class BatchedNet:
                 group["lr"] = self.p.lr
         self.ema_count = 0
 
-    def net(self, ema: bool = True) -> Net:
-        """The network bound to the EMA (for sampling) or the live parameters."""
+    def net(self, ema: bool = True, labels: np.ndarray | Tensor | None = None) -> Net:
+        """The network bound to the EMA (for sampling) or the live parameters, and to labels
+        (R, B) (None: the null label of a conditional network); with labels and guidance w > 0,
+        the classifier-free guided (1 + w) out(y) - w out(null), both halves in one pass."""
         params = self.ema if ema else self.params
-        return lambda x, t: mlp(params, x, t, self.p.time_dim, self.p.x_octaves)
+        y = None if labels is None else torch.as_tensor(labels, device=self.device)
+        w = self.p.guidance
+        if y is None or w == 0:
+            return lambda x, t: self.network(params, x, t, y)
+        both = torch.cat([y, torch.full_like(y, self.null)], dim=1)
+
+        def guided(x: Tensor, t: Tensor) -> Tensor:
+            out = self.network(params, torch.cat([x, x], dim=1), torch.cat([t, t], dim=1), both)
+            cond, uncond = out.chunk(2, dim=1)
+            return (1 + w) * cond - w * uncond
+
+        return guided
 
     def normalise(self, x: np.ndarray) -> Tensor:
-        return torch.as_tensor((x - self.shift) / self.scale, dtype=torch.float32)
+        return torch.as_tensor(
+            (x - self.shift) / self.scale, dtype=torch.float32, device=self.device
+        )
 
     def denormalise(self, z: Tensor) -> np.ndarray:
-        return z.double().numpy() * self.scale + self.shift
+        return z.double().cpu().numpy() * self.scale + self.shift
+
+    def prompts(self, n: int, rng: Any) -> np.ndarray:
+        """n prompts (labels) per replicate drawn from p_user (`prompt_weights`, else uniform)."""
+        w = np.asarray(self.p.prompt_weights or np.ones(self.p.classes), dtype=float)
+        return rng.choice(self.p.classes, size=(self.replicates, n), p=w / w.sum())
 
     def train(
         self,
@@ -207,10 +299,12 @@ class BatchedNet:
         generation: int,
         loss_fn: LossFn,
         warm: bool,
+        labels: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Run Adam steps on all replicates (`finetune_steps` when warm, else `train_steps`; a warm
         fit keeps the data scaling and Adam's moments, and restarts the EMA); return the final loss
-        per replicate.
+        per replicate. A conditional network trains on `labels` (R, n), each dropped to the null
+        label with probability p_uncond.
 
         Minibatch indices are drawn with probability proportional to `weights` (an unbiased
         estimate of the weighted loss that wastes no batch slot on zero weights). The final loss
@@ -220,21 +314,34 @@ class BatchedNet:
         if not warm and p.normalize:
             self.shift, self.scale = weighted_stats(x, weights)
         data = self.normalise(x)
-        cdf = None if weights is None else torch.as_tensor(weights, dtype=torch.float64).cumsum(1)
+        y = None
+        if self.null is not None:
+            if labels is None:
+                raise ValueError("a conditional family is fitted with labels")
+            y = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        cdf = None
+        if weights is not None:
+            cdf = torch.as_tensor(weights, dtype=torch.float64, device=self.device).cumsum(1)
         last = data.shape[1] - 1
         gens = replicate_generators(
             self.streams, f"{self.purpose}/train", generation, self.replicates
         )
         self.ema = [q.detach().clone() for q in self.params]
         self.ema_count = 0
-        net = self.net(ema=False)
         tail = max(1, steps // 10)
         losses = []
+        uniforms = (p.batch_size, 2 if y is None else 3)
         for step, (u, z) in enumerate(
-            draws(gens, steps, (p.batch_size, 2), (p.batch_size, self.dim))
+            draws(gens, steps, uniforms, (p.batch_size, self.dim), self.device)
         ):
             idx = sample_indices(u[..., 0], cdf, last + 1).clamp_(max=last)
             batch = data.gather(1, idx[..., None].expand(-1, -1, self.dim))
+            yb = (
+                None
+                if y is None
+                else y.gather(1, idx).masked_fill_(u[..., 2] < p.p_uncond, self.null)
+            )
+            net = functools.partial(self.network, self.params, y=yb)
             loss = loss_fn(net, batch, u[..., 1], z).mean(dim=1)
             self.opt.zero_grad(set_to_none=True)
             loss.sum().backward()
@@ -244,7 +351,7 @@ class BatchedNet:
             self._update_ema()
             if step >= steps - tail:
                 losses.append(loss.detach())
-        return {"loss": torch.stack(losses).mean(dim=0).double().numpy()}
+        return {"loss": torch.stack(losses).mean(dim=0).double().cpu().numpy()}
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -254,11 +361,12 @@ class BatchedNet:
             e.lerp_(q, 1.0 - decay)
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything to resume, every tensor on the CPU (a checkpoint reads the same anywhere)."""
         return {
-            "params": [q.detach().clone() for q in self.params],
-            "ema": [q.clone() for q in self.ema],
+            "params": to_cpu(self.params),
+            "ema": to_cpu(self.ema),
             "ema_count": self.ema_count,
-            "opt": copy.deepcopy(self.opt.state_dict()),
+            "opt": to_cpu(self.opt.state_dict()),
             "shift": self.shift.copy(),
             "scale": self.scale.copy(),
         }
@@ -270,24 +378,52 @@ class BatchedNet:
 
 
 class TorchFamily:
-    """Base of the torch families: fit and state through a BatchedNet; subclasses give the loss."""
+    """Base of the torch families: fit and state through a BatchedNet; subclasses give the loss.
+
+    Takes images (`net: unet` for a convolutional network) and, with `conditional: true`, labels:
+    `fit(..., labels=(R, n))`, `sample(..., labels=(R, n))` (None: prompts from p_user)."""
 
     purpose = "net"
+    takes_images = True
+    wants_image_shape = True
 
-    def __init__(self, params: NetParams, dim: int, replicates: int, streams: Streams) -> None:
+    def __init__(
+        self,
+        params: NetParams,
+        dim: int,
+        replicates: int,
+        streams: Streams,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
         self.p, self.dim, self.replicates = params, dim, replicates
-        self.net = BatchedNet(params, dim, replicates, streams, self.purpose)
+        self.conditional = params.conditional
+        self.net = BatchedNet(params, dim, replicates, streams, self.purpose, image_shape)
 
     def loss(self, net: Net, x: Tensor, u: Tensor, z: Tensor) -> Tensor:
         raise NotImplementedError
 
     def fit(
-        self, x: np.ndarray, weights: np.ndarray | None, generation: int, warm: bool
+        self,
+        x: np.ndarray,
+        weights: np.ndarray | None,
+        generation: int,
+        warm: bool,
+        labels: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Train on x; warm continues parameters and Adam state and keeps the data scaling."""
+        """Train on x (and labels, if conditional); warm continues parameters and Adam state and
+        keeps the data scaling."""
         if not warm:
             self.net.reset(generation)
-        return self.net.train(x, weights, generation, self.loss, warm)
+        return self.net.train(x, weights, generation, self.loss, warm, labels)
+
+    def prompts(self, n: int, rng: Any) -> np.ndarray:
+        return self.net.prompts(n, rng)
+
+    def sampling_net(self, n: int, rng: Any, labels: np.ndarray | None) -> Net:
+        """The EMA network bound to labels: given, else (conditional) n prompts from p_user."""
+        if self.conditional and labels is None:
+            labels = self.prompts(n, rng)
+        return self.net.net(ema=True, labels=labels)
 
     def state_dict(self) -> dict[str, Any]:
         return self.net.state_dict()

@@ -1,0 +1,134 @@
+"""Image DDPM speed on 8x8 digits (one thread): our U-Net training step against a plain PyTorch loop
+over the same network, replicates batched vs one at a time (and torch.func.vmap over stacked
+U-Net parameters, the alternative to the U-Net's loop over replicates), and sampling throughput.
+
+The plain loop does what ours does per step (minibatch, t and noise, the v-prediction loss, Adam,
+gradient clipping, EMA) with torch's global generator; the target is ours >= 0.9 of its speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from timing import best_times
+
+from selfconsume import kinds  # noqa: F401  (fills the registries)
+from selfconsume.data.base import DATA
+from selfconsume.models.base import MODELS
+from selfconsume.models.nets import embed
+from selfconsume.seeding import Streams
+
+STEPS, REPLICATES, SAMPLES = 40, 3, 500
+NETS = {
+    "U-Net 16/32": {"net": "unet", "channels": [16, 32]},
+    "U-Net 32/64": {"net": "unet", "channels": [32, 64]},
+    "MLP 3x512": {"net": "mlp", "hidden": 512, "depth": 3},
+}
+COMMON = {
+    "train_steps": STEPS,
+    "batch_size": 128,
+    "n_steps": 1000,
+    "prediction": "v",
+    "sampler": "ddim",
+    "ddim_steps": 100,
+    "normalize": False,
+    "device": "cpu",
+}
+
+
+def model(spec: dict, replicates: int):
+    p = MODELS.parse_params("ddpm", {**COMMON, **spec}, "model.params")
+    return MODELS.get("ddpm").obj(
+        p, dim=64, replicates=replicates, streams=Streams(0), image_shape=(1, 8, 8)
+    )
+
+
+def plain_fit(m, x: np.ndarray):
+    """STEPS steps of the same recipe on replicate 0, written as a textbook loop."""
+    net, params = m.net.network, [q.detach().clone().requires_grad_() for q in m.net.params]
+    opt = torch.optim.Adam(params, lr=m.p.lr)
+    ema = [q.detach().clone() for q in params]
+    data = torch.as_tensor(x[:1], dtype=torch.float32)
+    abar = m.abar_t
+
+    def run() -> None:
+        for _ in range(STEPS):
+            idx = torch.randint(0, data.shape[1], (1, m.p.batch_size))
+            x0 = data[:, idx[0]]
+            t = torch.randint(0, m.p.n_steps, (1, m.p.batch_size))
+            z = torch.randn_like(x0)
+            a, s = abar[t].sqrt()[..., None], (1 - abar[t]).sqrt()[..., None]
+            out = net(params, a * x0 + s * z, t.float() / m.p.n_steps, None)
+            loss = (out - (a * z - s * x0)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, m.p.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                for e, q in zip(ema, params, strict=True):
+                    e.lerp_(q, 1 - m.p.ema_decay)
+
+    return run
+
+
+def vmapped_forward(m, x: torch.Tensor, t: torch.Tensor):
+    """The U-Net's forward over all replicates with torch.func.vmap instead of its loop."""
+    unet = m.net.network
+    e = embed(t, None, unet.time_dim, unet.classes)
+    images = x.reshape(x.shape[0], x.shape[1], *unet.shape)
+    return torch.func.vmap(unet.one)(m.net.params, images, e)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    source = DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
+    x = source.sample(REPLICATES, 500, np.random.default_rng(0))
+    for name, spec in NETS.items():
+        bench(name, spec, x)
+
+
+def bench(name: str, spec: dict, x: np.ndarray) -> None:
+    """Print one network's rows."""
+    one, many = model(spec, 1), model(spec, REPLICATES)
+    alone = [model(spec, 1) for _ in range(REPLICATES)]
+    times = best_times(
+        {
+            "ours": lambda: one.fit(x[:1], None, 0, False),
+            "plain": plain_fit(one, x),
+            "batched": lambda: many.fit(x, None, 0, False),
+            "one at a time": lambda: [
+                a.fit(x[i : i + 1], None, 0, False) for i, a in enumerate(alone)
+            ],
+            "sample": lambda: one.sample(SAMPLES, np.random.default_rng(0), 0),
+        },
+        repeats=3,
+    )
+    print(f"{name}: {sum(q[0].numel() for q in one.net.params)} parameters")
+    print(
+        f"  step: ours {1e3 * times['ours'] / STEPS:.1f} ms, plain "
+        f"{1e3 * times['plain'] / STEPS:.1f} ms (ours at {times['plain'] / times['ours']:.2f}"
+        " of plain's speed)"
+    )
+    print(
+        f"  {REPLICATES} replicates: batched {times['batched']:.2f} s, one at a time "
+        f"{times['one at a time']:.2f} s ({times['one at a time'] / times['batched']:.2f}x)"
+    )
+    print(f"  sampling: {SAMPLES / times['sample']:.0f} images/s (DDIM 100 steps)")
+    if spec["net"] == "unet":
+        xb = torch.randn(REPLICATES, 128, 64)
+        tb = torch.rand(REPLICATES, 128)
+        fwd = best_times(
+            {
+                "loop": lambda: many.net.network(many.net.params, xb, tb, None).sum().backward(),
+                "vmap": lambda: vmapped_forward(many, xb, tb).sum().backward(),
+            },
+            repeats=5,
+        )
+        print(
+            f"  forward+backward of {REPLICATES} replicates: loop {1e3 * fwd['loop']:.1f} ms, "
+            f"vmap {1e3 * fwd['vmap']:.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
