@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from timing import best_times
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.data.base import DATA
 from selfconsume.models.base import MODELS
 from selfconsume.models.nets import embed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfconsume import kinds  # noqa: F401
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 

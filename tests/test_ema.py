@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from test_sampler_oracle import DEEP_PRESETS, preset_raw
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.models.base import MODELS
 from selfconsume.models.torch_batched import ema_decay, ema_start_weight
 from selfconsume.seeding import Streams

@@ -9,7 +9,6 @@ import pytest
 import torch
 from test_sampler_oracle import preset_raw
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.config import CurationConfig
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError

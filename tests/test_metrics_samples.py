@@ -7,7 +7,6 @@ import ot
 import pytest
 from scipy.stats import rice
 
-from selfconsume import kinds  # noqa: F401
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.metrics import sample_metrics as sm

@@ -10,7 +10,6 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.errors import ConfigError
 from selfconsume.models.base import MODELS
 from selfconsume.seeding import Streams

@@ -14,7 +14,6 @@ import pytest
 import torch
 from scipy.stats import chi2
 
-from selfconsume import kinds  # noqa: F401  (fills the registries)
 from selfconsume.config import read_raw, set_path
 from selfconsume.data.base import DATA
 from selfconsume.models.base import MODELS

@@ -122,8 +122,11 @@ def _theory_table(rows: list[TheoryRow]) -> str:
         body += "</tr>"
     return (
         "<h3>Theory vs simulation</h3><p class=note>Mean over replicates against the closed form "
-        "at the first, middle and last generation; z = (simulation − theory) / standard error, "
-        "|z| &gt; 3 in red.</p>"
+        "at the first, middle and last generation; z = (simulation − theory) / sample standard "
+        "error, |z| &gt; 3 in red. Squared quantities (σ_t², W₂², errors²) at small n are products "
+        "of χ² factors: their mean lives in ever rarer replicates, so late in a run the sample "
+        "mean falls short of it and the sample standard error understates the spread (red there "
+        "is the tail, not the formula; the tests use exact standard errors).</p>"
         f"<table>{head}{body}</table>"
     )
 
