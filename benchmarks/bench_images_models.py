@@ -78,16 +78,17 @@ def vmapped_forward(m, x: torch.Tensor, t: torch.Tensor):
     return torch.func.vmap(unet.one)(m.net.params, images, e)
 
 
-def main() -> None:
+def run() -> list[dict]:
+    """Rows for benchmarks/run.py: per network, our step vs the plain loop, batched vs one at a
+    time, sampling throughput (and, for the U-Net, vmap vs the loop over replicates)."""
     torch.set_num_threads(1)
     source = DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
     x = source.sample(REPLICATES, 500, np.random.default_rng(0))
-    for name, spec in NETS.items():
-        bench(name, spec, x)
+    return [row for name, spec in NETS.items() for row in bench(name, spec, x)]
 
 
-def bench(name: str, spec: dict, x: np.ndarray) -> None:
-    """Print one network's rows."""
+def bench(name: str, spec: dict, x: np.ndarray) -> list[dict]:
+    """One network's rows."""
     one, many = model(spec, 1), model(spec, REPLICATES)
     alone = [model(spec, 1) for _ in range(REPLICATES)]
     times = best_times(
@@ -102,17 +103,32 @@ def bench(name: str, spec: dict, x: np.ndarray) -> None:
         },
         repeats=3,
     )
-    print(f"{name}: {sum(q[0].numel() for q in one.net.params)} parameters")
-    print(
-        f"  step: ours {1e3 * times['ours'] / STEPS:.1f} ms, plain "
-        f"{1e3 * times['plain'] / STEPS:.1f} ms (ours at {times['plain'] / times['ours']:.2f}"
-        " of plain's speed)"
-    )
-    print(
-        f"  {REPLICATES} replicates: batched {times['batched']:.2f} s, one at a time "
-        f"{times['one at a time']:.2f} s ({times['one at a time'] / times['batched']:.2f}x)"
-    )
-    print(f"  sampling: {SAMPLES / times['sample']:.0f} images/s (DDIM 100 steps)")
+    rows = [
+        {
+            "name": f"image ddpm {name}: training steps/s vs a plain PyTorch loop",
+            "value": STEPS / times["ours"],
+            "baseline": STEPS / times["plain"],
+            "ratio": times["plain"] / times["ours"],
+            "target": ">= 0.9",
+            "unit": "steps/s",
+        },
+        {
+            "name": f"image ddpm {name}: {REPLICATES} replicates batched vs one at a time",
+            "value": times["batched"],
+            "baseline": times["one at a time"],
+            "ratio": times["one at a time"] / times["batched"],
+            "target": ">= 1",
+            "unit": "s",
+        },
+        {
+            "name": f"image ddpm {name}: sampling throughput (DDIM 100 steps)",
+            "value": SAMPLES / times["sample"],
+            "baseline": SAMPLES / times["sample"],
+            "ratio": 1.0,
+            "target": "",
+            "unit": "images/s",
+        },
+    ]
     if spec["net"] == "unet":
         xb = torch.randn(REPLICATES, 128, 64)
         tb = torch.rand(REPLICATES, 128)
@@ -123,11 +139,14 @@ def bench(name: str, spec: dict, x: np.ndarray) -> None:
             },
             repeats=5,
         )
-        print(
-            f"  forward+backward of {REPLICATES} replicates: loop {1e3 * fwd['loop']:.1f} ms, "
-            f"vmap {1e3 * fwd['vmap']:.1f} ms"
+        rows.append(
+            {
+                "name": f"image ddpm {name}: forward+backward of {REPLICATES} replicates, vmap vs loop",
+                "value": fwd["loop"],
+                "baseline": fwd["vmap"],
+                "ratio": fwd["vmap"] / fwd["loop"],
+                "target": "",
+                "unit": "s",
+            }
         )
-
-
-if __name__ == "__main__":
-    main()
+    return rows

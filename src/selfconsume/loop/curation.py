@@ -27,20 +27,26 @@ SHOWN_REPLICATES = 10
 """How many replicate indices a failure message lists."""
 
 
+SAFE_SCALE = 1e300
+"""Largest |beta r| added to the Gumbel noise as it is (beyond, rewards are shifted first)."""
+
+
 def choose_bradley_terry(
     rewards: np.ndarray, beta: float, rng: np.random.Generator | ReplicateRandom
 ) -> np.ndarray:
     """Index in [0, K) of the chosen candidate for each row of rewards (..., K), vectorised.
 
     argmax_k (beta r_k + G_k) with G_k i.i.d. Gumbel(0, 1) is distributed as softmax(beta r).
-    Rewards are shifted by their row maximum (beta (r - max r) <= 0: no overflow at any beta);
+    Where beta r could overflow, rewards are shifted by their row maximum (beta (r - max r) <= 0);
     beta = inf lets the Gumbel noise choose among the best candidates only."""
     gumbel = rng.gumbel(size=rewards.shape)
-    gap = rewards - rewards.max(axis=-1, keepdims=True)
     if math.isinf(beta):
-        return np.argmax(np.where(gap == 0, gumbel, -np.inf), axis=-1)
-    if beta != 0:
-        gumbel += beta * gap
+        best = rewards == rewards.max(axis=-1, keepdims=True)
+        return np.argmax(np.where(best, gumbel, -np.inf), axis=-1)
+    if beta != 0 and beta * max(abs(rewards.max()), abs(rewards.min())) < SAFE_SCALE:
+        gumbel += beta * rewards  # the common case: one pass, no shift needed
+    elif beta != 0:
+        gumbel += beta * (rewards - rewards.max(axis=-1, keepdims=True))
     return np.argmax(gumbel, axis=-1)
 
 
