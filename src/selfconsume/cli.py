@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failur
 from __future__ import annotations
 
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -75,6 +76,7 @@ def run(
             "run the same command again to resume",
             err=True,
         )
+        _quiet_teardown()
         raise typer.Exit(code) from None
     except Exception as exc:
         typer.echo(f"error: {_one_line(exc)} (traceback: {_log_traceback(exc)})", err=True)
@@ -92,6 +94,15 @@ def run(
     typer.echo(f"{done}/{len(outcomes)} runs done; store: {store}", err=True)
     if done < len(outcomes):
         raise typer.Exit(1)
+
+
+def _quiet_teardown() -> None:
+    """After an interrupt the runs are recorded: what finalizers of half-stopped pools and threads
+    raise while the interpreter shuts down is noise, not news, so it is not printed."""
+    import threading
+
+    sys.unraisablehook = lambda _unraisable: None
+    threading.excepthook = lambda _args: None
 
 
 def _one_line(exc: BaseException) -> str:
