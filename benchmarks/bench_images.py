@@ -11,6 +11,7 @@ import time
 import numpy as np
 from timing import best_of
 
+from selfconsume.cache import CACHE_ENV
 from selfconsume.data.base import DATA
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.plan import build, resolve
@@ -23,7 +24,7 @@ GROUPS = ("fd", "feature_prd", "fls", "classes", "memorization")
 def run() -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        os.environ[image_classifier.CACHE_ENV] = folder
+        os.environ[CACHE_ENV] = folder
         digits = DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
         clf = image_classifier.data_classifier(digits)
         from sklearn.linear_model import LogisticRegression
@@ -85,5 +86,5 @@ def run() -> list[dict]:
                     "unit": "s",
                 }
             )
-        del os.environ[image_classifier.CACHE_ENV]
+        del os.environ[CACHE_ENV]
     return rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from selfconsume.cache import CACHE_ENV
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.rewards import image_classifier
@@ -19,7 +20,7 @@ def cache(tmp_path_factory):
     """One classifier cache for the session's image tests (trained once), never ~/.cache."""
     folder = tmp_path_factory.getbasetemp() / "classifier-cache"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(image_classifier.CACHE_ENV, str(folder))
+        mp.setenv(CACHE_ENV, str(folder))
         mp.setattr(image_classifier, "_LOADED", {})  # nothing loaded by other modules' tests
         yield folder
 

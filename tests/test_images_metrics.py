@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from selfconsume.cache import CACHE_ENV
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.metrics import features
@@ -25,7 +26,7 @@ def cache(tmp_path_factory):
     """One classifier cache for the session's image tests (trained once), never ~/.cache."""
     folder = tmp_path_factory.getbasetemp() / "classifier-cache"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(image_classifier.CACHE_ENV, str(folder))
+        mp.setenv(CACHE_ENV, str(folder))
         yield folder
 
 

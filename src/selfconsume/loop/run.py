@@ -1,6 +1,6 @@
 """The run loop: the one place where generations happen.
 
-Generation 0 fits the real set. Each next generation samples p_t (curated if configured), builds the
+Generation 0 fits the real set (once for the arms of a sweep that share it: `first_model`). Each next generation samples p_t (curated if configured), builds the
 training set with the scheme, and fits p_{t+1} from scratch or warm-started; in population mode the
 family's exact infinite-sample update replaces sampling and fitting. Every generation's metrics and
 checkpoint commit together, so a rerun resumes after the last committed generation.
@@ -29,6 +29,7 @@ from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed
 from selfconsume.loop.curation import curate_prompted, require_kept
+from selfconsume.loop.first_model import fit_first
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.models.base import FitsIncrementally
@@ -254,7 +255,7 @@ def run_generations(
             model.population_start(real, plan.source)
         elif t == 0:
             x, labels = split_labels(plan, real)
-            diagnostics = model.fit(x, None, 0, False, **labels)
+            diagnostics = fit_first(plan, x, labels)
         elif cfg.model.population:
             lam = scheme.population_lam()
             model.population_step(real, lam, _population_curation(plan), plan.source)

@@ -8,7 +8,8 @@ on the CPU with torch's current thread count, and its accuracy is measured on th
 which it never sees. A few seconds for digits.
 
 Weights are cached as an .npz of float32 arrays (no pickle) in `cache_dir()`: $SELFCONSUME_CACHE,
-else ~/.cache/selfconsume. The file name is a hash of the data's content key (its classifier and
+else ~/.cache/selfconsume; the processes of a sweep that need it at once train it once (the others
+wait for it). The file name is a hash of the data's content key (its classifier and
 test splits), the architecture and training settings and the seed, so a sweep trains once, a
 changed dataset or split trains anew, and an unreadable cache file is retrained and replaced.
 """
@@ -16,9 +17,8 @@ changed dataset or split trains anew, and an unreadable cache file is retrained 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -29,19 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from selfconsume.cache import cache_dir, locked, write_atomic
+
 ARCH = {"widths": (32, 64), "features": 128, "epochs": 25, "batch_size": 32, "lr": 2e-3, "v": 1}
 """Architecture and training settings; part of the cache key."""
 POOL_FIRST_FROM = 12
 """Images at least this many pixels high and wide are pooled after the first convolution too."""
 INFERENCE_BATCH = 4096
-CACHE_ENV = "SELFCONSUME_CACHE"
-
 _LOADED: dict[str, ImageClassifier] = {}
-
-
-def cache_dir() -> Path:
-    """Where classifiers are cached: $SELFCONSUME_CACHE, else ~/.cache/selfconsume."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "selfconsume")
 
 
 class ConvNet(nn.Module):
@@ -132,18 +127,11 @@ def cache_key(source: object, seed: int) -> str:
 
 
 def _save(path: Path, clf: ImageClassifier) -> None:
-    """Write atomically (a temporary file renamed), so concurrent runs never read half a file."""
     arrays = {f"w.{k}": v.numpy() for k, v in clf.net.state_dict().items()}
     arrays["meta"] = np.array([clf.accuracy, clf.train_seconds])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())
 
 
 def _load(path: Path, image_shape: tuple[int, int, int], n_classes: int) -> ImageClassifier:
@@ -165,17 +153,24 @@ def data_classifier(source: object, seed: int = 0) -> ImageClassifier:
         return _LOADED[key]
     shape, k = tuple(source.image_shape), source.n_classes
     path = cache_dir() / f"classifier-{key}.npz"
-    try:
-        clf = _load(path, shape, k)
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
-        x, y = source.classifier_split()
-        net, seconds = train(x, y, shape, k, seed)
-        clf = ImageClassifier(net, shape, k, 0.0, seconds)
-        x_test, y_test = source.test_split()
-        clf.accuracy = float((clf.proba(x_test).argmax(-1) == y_test).mean())
+    with locked(path):  # a sweep's processes train it once; the others wait and load it
         try:
-            _save(path, clf)
-        except OSError as exc:
-            warnings.warn(f"classifier cache {path} not written ({exc})", stacklevel=2)
+            clf = _load(path, shape, k)
+        except (OSError, ValueError, KeyError, RuntimeError, EOFError, zipfile.BadZipFile):
+            clf = _train_and_cache(source, seed, path)
     _LOADED[key] = clf
+    return clf
+
+
+def _train_and_cache(source: object, seed: int, path: Path) -> ImageClassifier:
+    shape, k = tuple(source.image_shape), source.n_classes
+    x, y = source.classifier_split()
+    net, seconds = train(x, y, shape, k, seed)
+    clf = ImageClassifier(net, shape, k, 0.0, seconds)
+    x_test, y_test = source.test_split()
+    clf.accuracy = float((clf.proba(x_test).argmax(-1) == y_test).mean())
+    try:
+        _save(path, clf)
+    except OSError as exc:
+        warnings.warn(f"classifier cache {path} not written ({exc})", stacklevel=2)
     return clf
