@@ -30,6 +30,7 @@ SYMBOLS = {
 FLAGS = {
     "model.warm_start": ("warm start", "from scratch"),
     "model.population": ("population limit", "sampled"),
+    "model.params.conditional": ("prompt-conditional", "unconditional"),
 }
 
 
