@@ -540,6 +540,23 @@ def test_a_run_too_big_for_memory_is_refused_naming_its_key(changes, key):
     check_memory(unvalidated())  # the tiny run fits
 
 
+@pytest.mark.parametrize(
+    ("params", "key"),
+    [
+        ({"batch_size": 10**8}, "model.params.batch_size"),
+        ({"channels": [10**5, 10**5]}, "model.params.channels"),
+    ],
+)
+def test_a_unet_too_big_for_memory_is_refused_naming_its_key(params, key):
+    unet = {"kind": "ddpm", "params": {"net": "unet", "channels": [16, 32], **params}}
+    digits = {"kind": "digits", "n_real": 100, "n_test": 100}
+    with pytest.raises(ConfigError, match=rf"^{key}: this run needs"):
+        check_memory(unvalidated(model=unet, data=digits))
+    check_memory(
+        unvalidated(model={**unet, "params": {"net": "unet", "channels": [16, 32]}}, data=digits)
+    )
+
+
 def test_the_memory_estimate_bounds_a_real_runs_peak():
     cfg = resolve(
         {

@@ -98,6 +98,8 @@ def _model_terms(cfg: Config, r: float, dim_key: str, d: float) -> list[Term]:
         k = float(_get(p, "n_components", 8))
         factors = {"replicates": r, "model.params.n_components": k, dim_key: d * d}
         return [Term("mixture covariances", factors, FLOAT64 * COPIES)]
+    if kind in ("ddpm", "flow") and _get(p, "net", "mlp") == "unet":
+        return _unet_terms(cfg, r, dim_key, d)
     if kind in ("ddpm", "flow"):
         hidden, depth = float(_get(p, "hidden", 128)), int(_get(p, "depth", 3))
         sizes = [d + float(_get(p, "time_dim", 16)), *[hidden] * depth, d]
@@ -116,6 +118,39 @@ def _model_terms(cfg: Config, r: float, dim_key: str, d: float) -> list[Term]:
             ),
         ]
     return []
+
+
+UNET_ACTIVATIONS = 24
+"""Floats autograd keeps per image, channel and pixel in a U-Net step (each block holds about 8
+tensors of its channels, the full-resolution ones twice over with the skip)."""
+
+
+def _unet_terms(cfg: Config, r: float, dim_key: str, d: float) -> list[Term]:
+    """The U-Net's weights (3x3 convolutions between its widths) and its training activations
+    (all replicates' graphs are alive at the backward pass), per pixel of d = C * H * W."""
+    p = cfg.model.params
+    c1, c2 = (float(c) for c in _get(p, "channels", (32, 64)))
+    emb = float(_get(p, "time_dim", 16)) + float(_get(p, "classes", 10)) + 1
+    blocks = [(c1, c1), (c1, c2), (c2, c2), (c2 + c1, c1)]
+    weights = sum(9 * a * b + 9 * b * b + emb * b + a * b for a, b in blocks) + 18 * c1 * 3
+    batch = float(_get(p, "batch_size", 256))
+    return [
+        Term(
+            "network parameters",
+            {"replicates": r, "model.params.channels": weights},
+            FLOAT32 * TORCH_STATE,
+        ),
+        Term(
+            "network activations",
+            {
+                "replicates": r,
+                "model.params.batch_size": batch,
+                "model.params.channels": c1 + c2,
+                dim_key: d,
+            },
+            FLOAT32 * UNET_ACTIVATIONS,
+        ),
+    ]
 
 
 def terms(cfg: Config) -> list[Term]:
