@@ -11,10 +11,32 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import Field
 
 from selfconsume.kinds import MODEL_KINDS
 from selfconsume.registry import Need, Params, Registry
 from selfconsume.seeding import Streams
+
+
+class SamplingParams(Params):
+    """Base of every family's params: the sampling bias psi (Alemohammad et al., ICLR 2024).
+
+    psi < 1 samples a shrunk (truncated / lower-temperature) version of the fitted model, psi = 1
+    the model itself; fitting never sees psi. Each family says what it scales. psi is left out of
+    the resolved config at its default 1, so runs configured before it existed keep their ids."""
+
+    psi: float = Field(default=1.0, gt=0, exclude_if=lambda v: v == 1.0)
+
+
+def tempered(weights: np.ndarray, psi: float) -> np.ndarray:
+    """Weights (R, K) raised to 1/psi and renormalised per row, in log space (a 0 stays 0); psi = 1
+    returns `weights` itself, so unbiased sampling draws exactly what it drew before psi existed."""
+    if psi == 1.0:
+        return weights
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights) / psi
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    return w / w.sum(axis=1, keepdims=True)
 
 
 @runtime_checkable
@@ -111,6 +133,8 @@ __all__ = [
     "HasProbs",
     "Model",
     "Params",
+    "SamplingParams",
     "Streams",
     "model_is",
+    "tempered",
 ]
