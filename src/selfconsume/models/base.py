@@ -22,10 +22,9 @@ class SamplingParams(Params):
     """Base of every family's params: the sampling bias psi (Alemohammad et al., ICLR 2024).
 
     psi < 1 samples a shrunk (truncated / lower-temperature) version of the fitted model, psi = 1
-    the model itself; fitting never sees psi. Each family says what it scales. psi is left out of
-    the resolved config at its default 1, so runs configured before it existed keep their ids."""
+    the model itself; fitting never sees psi. Each family says what it scales."""
 
-    psi: float = Field(default=1.0, gt=0, exclude_if=lambda v: v == 1.0)
+    psi: float = Field(default=1.0, gt=0)
 
 
 def tempered(weights: np.ndarray, psi: float) -> np.ndarray:
