@@ -5,6 +5,8 @@ untouched, and psi <= 0 refused at the command line."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import numpy as np
@@ -21,7 +23,7 @@ from selfconsume.report.html import load_experiments
 from selfconsume.report.labels import scheme_label
 from selfconsume.report.sampling_bias import psi_of, t_interval
 from selfconsume.report.warmup import warmup_theory
-from selfconsume.seeding import Streams
+from selfconsume.seeding import ARM_BLOCKS, Streams, arm_key
 from selfconsume.store.reader import StoreReader
 from selfconsume.theory import gaussian as theory
 
@@ -171,6 +173,20 @@ def test_every_family_takes_psi_and_psi_one_is_the_default(kind):
         for params in ({}, {"psi": 1.0}, {"psi": 0.5})
     ]
     assert ids[0] == ids[1] != ids[2]
+
+
+def test_psi_one_keeps_the_identity_runs_had_before_psi_and_is_stored():
+    cfg = resolve(
+        {"name": "id", "data": {"kind": "gaussian", "n_real": 10}, "model": {"kind": "gaussian"}}
+    )
+    stored = cfg.model_dump(mode="json", exclude={"sweep", "quick", "description"})
+    assert stored["model"]["params"]["psi"] == 1.0  # the resolved config names it
+    del stored["model"]["params"]["psi"]  # what a config resolved before psi existed held
+    text = json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    assert cfg.run_id == hashlib.sha1(text.encode()).hexdigest()[:12]
+    blocks = {k: stored[k] for k in ARM_BLOCKS}
+    key = hashlib.sha256(json.dumps(blocks, sort_keys=True, separators=(",", ":")).encode())
+    assert arm_key(cfg) == int.from_bytes(key.digest()[:8], "little")
 
 
 def test_gaussian_psi_one_samples_the_fitted_model_bit_for_bit():

@@ -11,10 +11,15 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import Field
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from selfconsume.kinds import MODEL_KINDS
-from selfconsume.registry import Need, Params, Registry
+from selfconsume.registry import IDENTITY, Need, Params, Registry
 from selfconsume.seeding import Streams
 
 
@@ -22,9 +27,18 @@ class SamplingParams(Params):
     """Base of every family's params: the sampling bias psi (Alemohammad et al., ICLR 2024).
 
     psi < 1 samples a shrunk (truncated / lower-temperature) version of the fitted model, psi = 1
-    the model itself; fitting never sees psi. Each family says what it scales."""
+    the model itself; fitting never sees psi. Each family says what it scales. At psi = 1 it is
+    left out of a run's identity (`registry.IDENTITY`): runs recorded before psi existed keep
+    their ids and random streams."""
 
     psi: float = Field(default=1.0, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY and self.psi == 1.0:
+            del out["psi"]
+        return out
 
 
 def tempered(weights: np.ndarray, psi: float) -> np.ndarray:
