@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, mean_se, save
@@ -54,6 +55,8 @@ def sampling_bias_figure(runs: list[RunData]) -> plt.Figure:
             ax, color = axes[row, col], colors[psi_of(run)]
             ax.plot(gens, mean, color=color, label=f"ψ = {psi_of(run):g}")
             ax.fill_between(gens, mean - half, mean + half, color=color, alpha=0.25)
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for col, scheme in enumerate(schemes):
         axes[0, col].set_title(scheme)
         axes[-1, col].set_xlabel("generation t")
