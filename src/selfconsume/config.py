@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfconsume.errors import ConfigError
+from selfconsume.registry import IDENTITY
 
 MAX_SWEEP_RUNS = 10_000
 
@@ -101,7 +102,9 @@ class Config(_Strict):
 
 
 def config_hash(cfg: Config) -> str:
-    payload = cfg.model_dump(mode="json", exclude={"sweep", "quick", "description"})
+    payload = cfg.model_dump(
+        mode="json", exclude={"sweep", "quick", "description"}, context=IDENTITY
+    )
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

@@ -27,6 +27,12 @@ class Params(BaseModel):
     )
 
 
+IDENTITY = {"identity": True}
+"""Serialization context of a run's identity (run id and random streams): a params field added after
+runs were recorded drops out of it at its default (see models.base.SamplingParams), so those runs
+keep their ids and numbers while the stored resolved config still names the field."""
+
+
 @dataclass(frozen=True)
 class Need:
     """A capability asked of the data source and/or the model: `check(source, model) -> bool`,

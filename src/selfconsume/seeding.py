@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from selfconsume.registry import IDENTITY
+
 if TYPE_CHECKING:
     import torch
 
@@ -40,7 +42,7 @@ def arm_key(cfg: Config) -> int:
     streams, for paired comparisons."""
     if cfg.common_random_numbers:
         return 0
-    blocks = cfg.model_dump(mode="json", include=set(ARM_BLOCKS))
+    blocks = cfg.model_dump(mode="json", include=set(ARM_BLOCKS), context=IDENTITY)
     text = json.dumps(blocks, sort_keys=True, separators=(",", ":"))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") or 1
 

@@ -11,10 +11,45 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from selfconsume.kinds import MODEL_KINDS
-from selfconsume.registry import Need, Params, Registry
+from selfconsume.registry import IDENTITY, Need, Params, Registry
 from selfconsume.seeding import Streams
+
+
+class SamplingParams(Params):
+    """Base of every family's params: the sampling bias psi (Alemohammad et al., ICLR 2024).
+
+    psi < 1 samples a shrunk (truncated / lower-temperature) version of the fitted model, psi = 1
+    the model itself; fitting never sees psi. Each family says what it scales. At psi = 1 it is
+    left out of a run's identity (`registry.IDENTITY`): runs recorded before psi existed keep
+    their ids and random streams."""
+
+    psi: float = Field(default=1.0, gt=0)
+
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY and self.psi == 1.0:
+            del out["psi"]
+        return out
+
+
+def tempered(weights: np.ndarray, psi: float) -> np.ndarray:
+    """Weights (R, K) raised to 1/psi and renormalised per row, in log space (a 0 stays 0); psi = 1
+    returns `weights` itself, so unbiased sampling draws exactly what it drew before psi existed."""
+    if psi == 1.0:
+        return weights
+    with np.errstate(divide="ignore"):
+        logw = np.log(weights) / psi
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    return w / w.sum(axis=1, keepdims=True)
 
 
 @runtime_checkable
@@ -111,6 +146,8 @@ __all__ = [
     "HasProbs",
     "Model",
     "Params",
+    "SamplingParams",
     "Streams",
     "model_is",
+    "tempered",
 ]

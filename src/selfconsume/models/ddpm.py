@@ -136,7 +136,7 @@ class DDPM(TorchFamily):
         ancestral = self.p.sampler == "ancestral"
         steps = self.p.n_steps if ancestral else 1
         noise = draws(gens, steps, (0,), (n, self.dim), self.net.device)
-        x = next(noise)[1]
+        x = self.p.psi * next(noise)[1]  # sampling bias: shrunk initial noise
         x = self._ancestral(net, x, noise) if ancestral else self._ddim(net, x)
         return self.net.denormalise(x)
 

@@ -1,7 +1,8 @@
 """Discrete family: one categorical distribution over states 0..S-1 per replicate.
 
-Fit = (weighted) empirical frequencies, sample = multinomial counts in random order; the population
-update is exact (selfconsume.theory.curation), curation included, K = inf and beta = inf too.
+Fit = (weighted) empirical frequencies, sample = multinomial counts in random order from the
+tempered probabilities p^(1/psi) (sampling bias psi, renormalised); the population update is exact
+(of the tempered p_t) (selfconsume.theory.curation), curation included, K = inf and beta = inf too.
 Population mode starts from and mixes with the source's exact probabilities (`population_target:
 exact`, the infinite-sample limit) or each replicate's real frequencies (`empirical`).
 """
@@ -15,11 +16,11 @@ from pydantic import Field
 
 from selfconsume.data.base import Categorical
 from selfconsume.errors import ConfigError, RunFailed
-from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
 from selfconsume.theory import curation as theory
 
 
-class DiscreteModelParams(Params):
+class DiscreteModelParams(SamplingParams):
     states: int | None = Field(default=None, ge=2)
     population_target: Literal["exact", "empirical"] = "exact"
     """What population mode takes as p_data: the source's `probs`, or the real set's frequencies."""
@@ -40,7 +41,7 @@ def frequencies(x: np.ndarray, weights: np.ndarray | None, states: int) -> np.nd
 @MODELS.register("discrete", DiscreteModelParams)
 class DiscreteModel:
     """Categorical p_r over states; params: states (default: largest state seen at fit + 1),
-    population_target (exact | empirical)."""
+    population_target (exact | empirical), psi (samples p^(1/psi), renormalised)."""
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = True
@@ -52,6 +53,7 @@ class DiscreteModel:
             raise ConfigError("model.kind: the discrete family needs discrete data (dim 1)")
         self.states = params.states or 0
         self.target = params.population_target
+        self.psi = params.psi
         self.probs = np.zeros((replicates, self.states))
 
     def _grow(self, x: np.ndarray) -> None:
@@ -93,7 +95,8 @@ class DiscreteModel:
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         r, s = self.probs.shape
-        counts = rng.multinomial(n, self.probs / self.probs.sum(axis=1, keepdims=True))
+        probs = tempered(self.probs, self.psi)
+        counts = rng.multinomial(n, probs / probs.sum(axis=1, keepdims=True))
         states = np.repeat(np.tile(np.arange(s, dtype=np.int64), r), counts.ravel())
         return rng.permuted(states.reshape(r, n), axis=1)[..., None]
 
@@ -112,14 +115,16 @@ class DiscreteModel:
     def population_step(
         self, real: np.ndarray, lam: float | None, curation: Any, source: Any
     ) -> None:
-        """Exact update: curate p_t, then replace or mix with p_data (exact or empirical)."""
+        """Exact update: curate the sampled p_t^(1/psi) (renormalised), then replace or mix with
+        p_data (exact or empirical)."""
         p_data = self._p_data(real, source)
+        sampled = tempered(self.probs, self.psi)
         if curation is None:
-            self.probs = theory.step(self.probs, p_data, None, lam)
+            self.probs = theory.step(sampled, p_data, None, lam)
             return
         cfg, reward = curation
         probs = theory.step(
-            self.probs,
+            sampled,
             p_data,
             self.state_rewards(reward),
             lam,

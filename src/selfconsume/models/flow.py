@@ -89,7 +89,7 @@ class Flow(TorchFamily):
         tests inject the exact one) from noise (t = 0) to data (t = 1). A conditional model
         samples class `labels` (R, n), by default n prompts from p_user."""
         gens = generators_from(rng, self.replicates)
-        x = next(draws(gens, 1, (0,), (n, self.dim), self.net.device))[1]
+        x = self.p.psi * next(draws(gens, 1, (0,), (n, self.dim), self.net.device))[1]  # bias
         net = self.sampling_net(n, rng, labels) if net is None else net
         h = 1.0 / self.p.n_ode_steps
         for k in range(self.p.n_ode_steps):

@@ -1,10 +1,11 @@
 """Gaussian family: full-covariance Gaussians in any dimension, all replicates as array operations.
 
 The fit is closed form (weighted mean and covariance), with the `unbiased` (1/(n-1)) or `mle` (1/n)
-estimator of the talk's warm-up. The population update is the exact maximiser of
+estimator of the talk's warm-up; sampling draws from N(mean, psi^2 cov) (sampling bias psi). The population update is the exact maximiser of
 E_data[log p] + lam * E_{p_t}[log p]: the moments of the mixture (p_data + lam p_t) / (1 + lam),
 with p_data the source's exact distribution (`population_target: exact`, the infinite-sample limit:
-only its mean and covariance matter) or the real set (`population_target: empirical`).
+only its mean and covariance matter) or the real set (`population_target: empirical`), and p_t the
+distribution sampled, N(mean, psi^2 cov): `replace` gives sigma_{t+1} = psi sigma_t exactly.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import numpy as np
 
 from selfconsume.data.base import KnownMoments
 from selfconsume.errors import ConfigError
-from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.models.base import MODELS, SamplingParams, Streams
 
 
-class GaussianModelParams(Params):
+class GaussianModelParams(SamplingParams):
     estimator: Literal["unbiased", "mle"] = "unbiased"
     population_target: Literal["exact", "empirical"] = "exact"
     """What population mode takes as p_data: the source's `moments()`, or the real set's."""
@@ -80,7 +81,7 @@ def weighted_moments(
 @MODELS.register("gaussian", GaussianModelParams)
 class GaussianModel:
     """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle,
-    population_target = exact | empirical."""
+    population_target = exact | empirical, psi (samples mean + psi * the std noise)."""
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = False
@@ -90,6 +91,7 @@ class GaussianModel:
     ) -> None:
         self.unbiased = params.estimator == "unbiased"
         self.target = params.population_target
+        self.psi = params.psi
         self.dim = dim
         self.mean = np.zeros((replicates, dim))
         self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
@@ -114,12 +116,13 @@ class GaussianModel:
         self.stats = stats
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
+        """mean + psi L z with L L^T = cov and z standard normal (psi = 1: the fitted model)."""
         r, d = self.mean.shape
         z = rng.standard_normal((r, n, d))
         if d == 1:
-            z *= np.sqrt(self.cov[:, :, 0])[:, None, :]
+            z *= (self.psi * np.sqrt(self.cov[:, :, 0]))[:, None, :]
         else:
-            z = np.matmul(z, np.linalg.cholesky(self.cov).transpose(0, 2, 1))
+            z = np.matmul(z, self.psi * np.linalg.cholesky(self.cov).transpose(0, 2, 1))
         z += self.mean[:, None, :]
         return z
 
@@ -157,17 +160,20 @@ class GaussianModel:
     def population_step(
         self, real: np.ndarray, lam: float | None, curation: Any, source: Any
     ) -> None:
-        """Exact update: p_{t+1} has the mean and covariance of (p_data + lam p_t) / (1 + lam).
+        """Exact update: p_{t+1} has the mean and covariance of (p_data + lam q_t) / (1 + lam), q_t
+        = N(mean_t, psi^2 cov_t) the distribution sampled.
 
-        `replace` (lam None) leaves p_t unchanged."""
+        `replace` (lam None) gives q_t itself: p_t unchanged at psi = 1."""
+        cov = self.psi**2 * self.cov
         if lam is None:
+            self.cov = cov
             return
         data_mean, data_cov = self._data_moments(real, source)
         mean = (data_mean + lam * self.mean) / (1 + lam)
         second = (
             data_cov
             + data_mean[:, :, None] * data_mean[:, None, :]
-            + lam * (self.cov + self.mean[:, :, None] * self.mean[:, None, :])
+            + lam * (cov + self.mean[:, :, None] * self.mean[:, None, :])
         ) / (1 + lam)
         self.mean, self.cov = mean, second - mean[:, :, None] * mean[:, None, :]
 

@@ -4,7 +4,8 @@ scikit-learn is not batched, so `fit` loops over replicates in Python (each fit 
 and `log_prob` are vectorised over replicates. A warm start initialises EM from the previous
 weights, means and precisions. scikit-learn's EM takes no sample weights: samples of weight 0 are
 dropped, and unequal positive weights are honoured by drawing the fit set with probability
-proportional to the weights.
+proportional to the weights. Sampling bias psi tempers the component weights only (w_k^(1/psi),
+renormalised: psi < 1 favours the heavy components); each component's Gaussian is not shrunk.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
 from selfconsume.models.kde import categorical
 
 
-class GMMParams(Params):
+class GMMParams(SamplingParams):
     n_components: int = Field(default=8, ge=1)
     covariance_type: Literal["full", "tied", "diag", "spherical"] = "full"
     max_iter: int = Field(default=100, ge=1)
@@ -56,7 +57,8 @@ def fit_set(x: np.ndarray, w: np.ndarray | None, rng: np.random.Generator) -> np
 @MODELS.register("gmm", GMMParams)
 class GMM:
     """Gaussian mixture fitted by EM per replicate; params: n_components, covariance_type
-    (full | tied | diag | spherical), max_iter, tol, reg_covar."""
+    (full | tied | diag | spherical), max_iter, tol, reg_covar, psi (weights ∝ w^(1/psi) when
+    sampling)."""
 
     def __init__(self, params: GMMParams, dim: int, replicates: int, streams: Streams) -> None:
         self.p, self.dim, self.replicates, self.streams = params, dim, replicates, streams
@@ -113,8 +115,8 @@ class GMM:
         )
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
-        """Pick a component by its weight, then draw from its Gaussian."""
-        comp = categorical(rng.random((self.replicates, n)), self.weights)
+        """Pick a component by its tempered weight w^(1/psi), then draw from its Gaussian."""
+        comp = categorical(rng.random((self.replicates, n)), tempered(self.weights, self.p.psi))
         rows = np.arange(self.replicates)[:, None]
         chol = np.linalg.cholesky(self._full())[rows, comp]
         z = rng.standard_normal((self.replicates, n, self.dim))

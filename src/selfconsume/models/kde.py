@@ -3,7 +3,8 @@
 The kernel covariance is factor^2 times the (weighted) data covariance with Scott's or Silverman's
 factor (as scipy's gaussian_kde), or h^2 I for a fixed bandwidth h in data units. Sampling picks a
 training point (with probability proportional to its weight: weight-0 points are never picked) and
-adds kernel noise. A KDE has no
+adds kernel noise, scaled by the sampling bias psi (psi < 1 sharpens the kernel, not the choice of
+point: the fitted kernel, and `log_prob`, are unchanged). A KDE has no
 parameters to fine-tune: `fit` always rebuilds it from its data, so a warm start has no effect.
 """
 
@@ -15,14 +16,14 @@ import numpy as np
 from pydantic import PositiveFloat
 from scipy.special import logsumexp
 
-from selfconsume.models.base import MODELS, Params, Streams
+from selfconsume.models.base import MODELS, SamplingParams, Streams
 from selfconsume.models.gaussian import weighted_moments
 
 CHUNK_ELEMENTS = 1 << 22
 """Pairwise distances held at once by `log_prob` (query points are processed in chunks)."""
 
 
-class KDEParams(Params):
+class KDEParams(SamplingParams):
     bandwidth: Literal["scott", "silverman"] | PositiveFloat = "scott"
 
 
@@ -43,7 +44,8 @@ def bandwidth_factor(rule: str, n_eff: np.ndarray, dim: int) -> np.ndarray:
 
 @MODELS.register("kde", KDEParams)
 class KDE:
-    """Gaussian kernel density per replicate; params: bandwidth = scott | silverman | h > 0."""
+    """Gaussian kernel density per replicate; params: bandwidth = scott | silverman | h > 0, psi
+    (kernel noise times psi when sampling)."""
 
     takes_images = True
     """Flattened images work as any vectors (use a fixed bandwidth: pixels that never vary make
@@ -72,12 +74,12 @@ class KDE:
         return {}
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
-        """A training point drawn by weight plus N(0, kernel covariance) noise."""
+        """A training point drawn by weight plus N(0, psi^2 kernel covariance) noise."""
         r = self.points.shape[0]
         idx = categorical(rng.random((r, n)), self.weights)
         z = rng.standard_normal((r, n, self.dim))
         centre = np.take_along_axis(self.points, idx[..., None], axis=1)
-        return centre + np.matmul(z, self.chol.transpose(0, 2, 1))
+        return centre + np.matmul(z, (self.p.psi * self.chol).transpose(0, 2, 1))
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """log sum_i w_i N(x; x_i, H) with whitened distances, in chunks of query points."""

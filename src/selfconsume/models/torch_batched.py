@@ -29,8 +29,8 @@ import torch
 from pydantic import Field, model_validator
 
 from selfconsume.errors import ConfigError
+from selfconsume.models.base import SamplingParams
 from selfconsume.models.nets import MLP, Network, UNet
-from selfconsume.registry import Params
 from selfconsume.seeding import Streams
 
 Tensor = torch.Tensor
@@ -43,8 +43,9 @@ DRAW_CHUNK = 1 << 16
 """Random numbers pre-drawn per replicate at a time; fixed, so a replicate's stream never depends on R."""
 
 
-class NetParams(Params):
-    """Parameters shared by the torch families (network, optimiser, EMA, normalisation)."""
+class NetParams(SamplingParams):
+    """Parameters shared by the torch families (network, optimiser, EMA, normalisation; psi
+    scales the initial noise of sampling)."""
 
     hidden: int = Field(default=128, ge=1)
     depth: int = Field(default=3, ge=1)

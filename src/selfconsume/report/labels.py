@@ -26,6 +26,7 @@ SYMBOLS = {
     "data.n_real": "n",
     "replicates": "R",
     "generations": "G",
+    "model.params.psi": "ψ",
 }
 FLAGS = {
     "model.warm_start": ("warm start", "from scratch"),

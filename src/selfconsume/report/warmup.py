@@ -1,6 +1,6 @@
 """Warm-up figures and tables: the collapse of sigma_t and W2 of Gaussian chains against the closed
-forms of selfconsume.theory.gaussian, each run's curve computed with that run's own n, sigma and
-estimator, read from its stored config through the kinds' own params models (no default restated).
+forms of selfconsume.theory.gaussian, each run's curve computed with that run's own n, sigma,
+estimator and sampling bias psi, read from its stored config through the kinds' own params models (no default restated).
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ from selfconsume.theory import gaussian as theory
 
 
 class Series(NamedTuple):
-    """A warm-up run's setting (n_real, mean and sigma of the truth, estimator) and its sigma_t (G, R)."""
+    """A warm-up run's setting (n_real, mean and sigma of the truth, estimator, sampling bias psi)
+    and its sigma_t (G, R)."""
 
     n: int
     mu: float
     sigma: float
     estimator: str
+    psi: float
     std: np.ndarray
     gens: np.ndarray
 
@@ -54,7 +56,8 @@ def _series(run: RunData) -> Series | None:
         return None
     std = run.metrics["std"]
     mu = float(np.ravel(data.mean)[0])
-    return Series(cfg["data"]["n_real"], mu, data.std, model.estimator, std, np.arange(len(std)))
+    gens = np.arange(len(std))
+    return Series(cfg["data"]["n_real"], mu, data.std, model.estimator, model.psi, std, gens)
 
 
 def _warmup_runs(exp: Experiment, scheme: str) -> list[tuple[RunData, Series]]:
@@ -77,19 +80,24 @@ def _shown(last: int) -> list[int]:
 
 
 def sigma_collapse_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
-    """Mean and median sigma_t (log scale) and mean W2^2, each run's closed form dashed."""
+    """Mean and median sigma_t (log scale) and mean W2^2, each run's closed form dashed (with its
+    sampling bias psi: alpha(n)^(t+1) psi^t sigma)."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for run, (n, _, sigma, est, std, gens) in runs:
+    for run, (n, _, sigma, est, psi, std, gens) in runs:
         (line,) = ax.plot(gens, std.mean(1), label=f"{run.label} (mean)")
         color = line.get_color()
         ax.plot(gens, np.median(std, 1), ls=":", color=color, label=f"{run.label} (median)")
-        ax.plot(gens, theory.expected_sigma(gens, n, sigma, est), ls="--", color="k", lw=0.8)
+        expected = theory.expected_sigma(gens, n, sigma, est, psi)
+        ax.plot(gens, expected, ls="--", color="k", lw=0.8)
         if "w2_sq" in run.metrics:
             ax2.plot(gens, run.metrics["w2_sq"].mean(1), color=color, label=run.label)
-            ax2.plot(gens, theory.expected_w2_sq(gens, n, sigma, est), ls="--", color="k", lw=0.8)
+            expected = theory.expected_w2_sq(gens, n, sigma, est, psi)
+            ax2.plot(gens, expected, ls="--", color="k", lw=0.8)
+    biased = any(series.psi != 1.0 for _, series in runs)
+    closed = r"\alpha(n)^{t+1}\psi^t\sigma" if biased else r"\alpha(n)^{t+1}\sigma"
     ax.set_yscale("log")
     ax.set(xlabel="generation t", ylabel=r"$\sigma_t$")
-    ax.set_title(r"$\sigma_t$ over replicates (dashed: $\alpha(n)^{t+1}\sigma$)")
+    ax.set_title(rf"$\sigma_t$ over replicates (dashed: ${closed}$)")
     ax.legend(fontsize=7)
     ax2.set(xlabel="generation t", ylabel=r"$E[W_2^2(p_t, p_{data})]$")
     ax2.set_title(r"$W_2^2$ to the truth (dashed: closed form)")
@@ -116,20 +124,22 @@ def sigma_collapse(exp: Experiment, out: Path) -> list[Figure]:
 
 def mixed_variance_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
     """Mean sigma_t^2 against its exact recursion per run, and sigma_t against the fully synthetic
-    closed form for each distinct (n, sigma, estimator, generations) among the runs."""
+    closed form for each distinct (n, sigma, estimator, psi, generations) among the runs."""
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    references: dict[tuple[int, float, str, int], None] = {}
-    for run, (n, _, sigma, est, std, gens) in runs:
+    references: dict[tuple[int, float, str, float, int], None] = {}
+    for run, (n, _, sigma, est, psi, std, gens) in runs:
         lam = run.config["scheme"]["lam"]
         (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
-        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
+        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est, psi)
         ax.plot(gens, expected, ls="--", color=line.get_color(), lw=0.9)
         ax2.plot(gens, std.mean(1), color=line.get_color(), label=run.label)
-        references[(n, sigma, est, len(gens))] = None
-    for n, sigma, est, length in references:
+        references[(n, sigma, est, psi, len(gens))] = None
+    for n, sigma, est, psi, length in references:
         gens = np.arange(length)
-        label = "fully synthetic (theory" + (f", n = {n})" if len(references) > 1 else ")")
-        ax2.plot(gens, theory.expected_sigma(gens, n, sigma, est), "k--", lw=0.9, label=label)
+        setting = f"n = {n}" + (f", ψ = {psi:g}" if psi != 1.0 else "")
+        label = "fully synthetic (theory" + (f", {setting})" if len(references) > 1 else ")")
+        expected = theory.expected_sigma(gens, n, sigma, est, psi)
+        ax2.plot(gens, expected, "k--", lw=0.9, label=label)
     ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t^2$", ylim=(0, None))
     ax.set_title(r"mean $\sigma_t^2$ (dashed: exact finite-sample recursion)")
     ax.legend(fontsize=8)
@@ -169,32 +179,30 @@ def _rows(run: RunData, quantity: str, values: np.ndarray, expected: np.ndarray)
 def warmup_theory(exp: Experiment) -> list[TheoryRow]:
     """Fully synthetic: E[sigma_t], E[sigma_t^2], E[(mu_t - mu)^2], E[W2^2]; mix: E[sigma_t^2]."""
     rows = []
-    for run, (n, mu, sigma, est, std, gens) in _warmup_runs(exp, "replace"):
-        rows += _rows(run, "E[σ_t]", std, theory.expected_sigma(gens, n, sigma, est))
-        rows += _rows(run, "E[σ_t²]", std**2, theory.expected_variance(gens, n, sigma, est))
+    for run, (n, mu, sigma, est, psi, std, gens) in _warmup_runs(exp, "replace"):
+        setting = (gens, n, sigma, est, psi)
+        rows += _rows(run, "E[σ_t]", std, theory.expected_sigma(*setting))
+        rows += _rows(run, "E[σ_t²]", std**2, theory.expected_variance(*setting))
         if "mean" in run.metrics:
             error = (run.metrics["mean"] - mu) ** 2
-            rows += _rows(
-                run, "E[(μ_t − μ)²]", error, theory.expected_mean_sq_error(gens, n, sigma, est)
-            )
+            rows += _rows(run, "E[(μ_t − μ)²]", error, theory.expected_mean_sq_error(*setting))
         if "w2_sq" in run.metrics:
-            rows += _rows(
-                run, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(gens, n, sigma, est)
-            )
-    for run, (n, _, sigma, est, std, gens) in _warmup_runs(exp, "mix"):
+            rows += _rows(run, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(*setting))
+    for run, (n, _, sigma, est, psi, std, gens) in _warmup_runs(exp, "mix"):
         lam = run.config["scheme"]["lam"]
-        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est)
+        expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est, psi)
         rows += _rows(run, "E[σ_t²]", std**2, expected)
     return rows
 
 
 class Covariance(NamedTuple):
-    """A d-dimensional fully synthetic Gaussian run: n_real, the truth's covariance, estimator
-    (the arguments of theory.expected_cov_*)."""
+    """A d-dimensional fully synthetic Gaussian run: n_real, the truth's covariance, estimator,
+    sampling bias psi (the arguments of theory.expected_cov_*)."""
 
     n: int
     cov: np.ndarray
     estimator: str
+    psi: float
 
 
 def _dim_runs(exp: Experiment) -> list[tuple[RunData, Covariance]]:
@@ -217,8 +225,8 @@ def _dim_runs(exp: Experiment) -> list[tuple[RunData, Covariance]]:
         if "cov_logdet" not in run.metrics:
             continue
         cov = np.asarray(data.cov) if data.cov is not None else data.std**2 * np.eye(data.dim)
-        estimator = GaussianModelParams(**cfg["model"]["params"]).estimator
-        out.append((run, Covariance(cfg["data"]["n_real"], cov, estimator)))
+        model = GaussianModelParams(**cfg["model"]["params"])
+        out.append((run, Covariance(cfg["data"]["n_real"], cov, model.estimator, model.psi)))
     return out
 
 

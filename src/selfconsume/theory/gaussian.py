@@ -16,6 +16,11 @@ of the sample mean, so with W_t ~ Wishart(I, n-1) independent across refits
 
 and the `expected_cov_*` / `expected_mean_error_sq` functions give the d-dim moments (the `replace`
 scheme, n synthetic samples per generation).
+
+Sampling bias psi (Alemohammad et al., ICLR 2024): generation t+1 is fitted on samples of
+N(mu_t, psi^2 Sigma_t), so every refit but the first (generation 0 sees the real data) carries one
+more factor psi on the std: sigma_{t+1} = psi sigma_t sqrt(chi^2_{n-1} / c), hence
+E[sigma_t] = alpha(n)^(t+1) psi^t sigma. Every function below takes `psi` (default 1, unbiased).
 """
 
 from __future__ import annotations
@@ -46,24 +51,29 @@ def variance_factor(n: int, estimator: str = "unbiased") -> float:
 
 
 def expected_sigma(
-    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E[sigma_t] = alpha(n)^(t+1) sigma: the factors of successive refits are independent."""
-    return sigma * collapse_factor(n, estimator) ** (np.asarray(t) + 1.0)
+    """E[sigma_t] = alpha(n)^(t+1) psi^t sigma: the factors of successive refits are independent,
+    and the t refits on synthetic samples each see the std shrunk by psi."""
+    t = np.asarray(t)
+    return sigma * collapse_factor(n, estimator) ** (t + 1.0) * psi**t
 
 
 def expected_variance(
-    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E[sigma_t^2] = c2(n)^(t+1) sigma^2 (constant for the unbiased estimator, yet sigma_t -> 0 a.s.)."""
-    return sigma**2 * variance_factor(n, estimator) ** (np.asarray(t) + 1.0)
+    """E[sigma_t^2] = c2(n)^(t+1) psi^(2t) sigma^2 (constant for the unbiased estimator at psi = 1,
+    yet sigma_t -> 0 a.s.)."""
+    t = np.asarray(t)
+    return sigma**2 * variance_factor(n, estimator) ** (t + 1.0) * psi ** (2.0 * t)
 
 
 def expected_mean_sq_error(
-    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E[(mu_t - mu)^2] = sum_{k=0}^{t} E[sigma_{k-1}^2] / n with sigma_{-1} = sigma (a random walk)."""
-    return expected_mean_error_sq(t, n, [[sigma**2]], estimator)
+    """E[(mu_t - mu)^2] = sum_{k=0}^{t} psi^2 E[sigma_{k-1}^2] / n with psi sigma_{-1} = sigma (a
+    random walk whose steps have the sampled variance)."""
+    return expected_mean_error_sq(t, n, [[sigma**2]], estimator, psi)
 
 
 def _true_cov(cov: ArrayLike) -> np.ndarray:
@@ -85,44 +95,49 @@ def log_det_factor(n: int, d: int, estimator: str = "unbiased") -> float:
 
 
 def expected_cov_logdet(
-    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E[log det Sigma_t] = log det Sigma + (t+1) log_det_factor(n, d): the log-determinant falls
-    linearly (Sigma_t -> 0 a.s.) even for the unbiased estimator, whose E[Sigma_t] stays Sigma."""
+    """E[log det Sigma_t] = log det Sigma + (t+1) log_det_factor(n, d) + 2 d t log psi: the
+    log-determinant falls linearly (Sigma_t -> 0 a.s.) even for the unbiased estimator, whose
+    E[Sigma_t] stays Sigma at psi = 1."""
     cov = _true_cov(cov)
-    step = log_det_factor(n, cov.shape[0], estimator)
-    return np.linalg.slogdet(cov)[1] + (np.asarray(t) + 1.0) * step
+    t, d = np.asarray(t), cov.shape[0]
+    step = log_det_factor(n, d, estimator)
+    return np.linalg.slogdet(cov)[1] + (t + 1.0) * step + 2.0 * d * t * np.log(psi)
 
 
 def expected_cov_trace(
-    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E[tr Sigma_t] = c2(n)^(t+1) tr Sigma, from E[Sigma_{t+1} | Sigma_t] = (n-1)/c Sigma_t."""
-    return np.trace(_true_cov(cov)) * variance_factor(n, estimator) ** (np.asarray(t) + 1.0)
+    """E[tr Sigma_t] = c2(n)^(t+1) psi^(2t) tr Sigma, from E[Sigma_{t+1} | Sigma_t] = (n-1)/c psi^2
+    Sigma_t."""
+    t = np.asarray(t)
+    return np.trace(_true_cov(cov)) * variance_factor(n, estimator) ** (t + 1.0) * psi ** (2.0 * t)
 
 
 def expected_mean_error_sq(
-    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, cov: ArrayLike, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
-    """E||mu_t - mu||^2 = sum_{k=0}^{t} E[tr Sigma_{k-1}] / n with Sigma_{-1} = Sigma: each refit adds
-    an independent N(0, Sigma_k / n) step to the mean (the metric `mean_error` is its square root)."""
+    """E||mu_t - mu||^2 = tr Sigma / n * sum_{k=0}^{t} q^k, q = c2(n) psi^2: refit k adds an
+    independent N(0, Sigma' / n) step to the mean, Sigma' the covariance sampled (Sigma for k = 0,
+    psi^2 Sigma_{k-1} after), E[tr] = q^k tr Sigma (the metric `mean_error` is its square root)."""
     t = np.asarray(t)
     trace = np.trace(_true_cov(cov))
-    c2 = variance_factor(n, estimator)
-    if c2 == 1.0:
+    q = variance_factor(n, estimator) * psi**2
+    if q == 1.0:
         return trace * (t + 1.0) / n
-    return trace * (1 - c2 ** (t + 1.0)) / (1 - c2) / n
+    return trace * (1 - q ** (t + 1.0)) / (1 - q) / n
 
 
 def expected_w2_sq(
-    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased"
+    t: np.ndarray | int, n: int, sigma: float = 1.0, estimator: str = "unbiased", psi: float = 1.0
 ) -> np.ndarray:
     """E[W2^2(p_t, p_data)] = E[(mu_t - mu)^2] + E[sigma_t^2] - 2 sigma E[sigma_t] + sigma^2
-    (1-D Gaussians: W2^2 = (mu_t - mu)^2 + (sigma_t - sigma)^2)."""
+    (1-D Gaussians: W2^2 = (mu_t - mu)^2 + (sigma_t - sigma)^2; p_t is the fitted model)."""
     return (
-        expected_mean_sq_error(t, n, sigma, estimator)
-        + expected_variance(t, n, sigma, estimator)
-        - 2 * sigma * expected_sigma(t, n, sigma, estimator)
+        expected_mean_sq_error(t, n, sigma, estimator, psi)
+        + expected_variance(t, n, sigma, estimator, psi)
+        - 2 * sigma * expected_sigma(t, n, sigma, estimator, psi)
         + sigma**2
     )
 
@@ -142,7 +157,12 @@ def population_mix_step(
 
 
 def expected_mix_moments(
-    generations: int, n_real: int, lam: float, sigma: float = 1.0, estimator: str = "unbiased"
+    generations: int,
+    n_real: int,
+    lam: float,
+    sigma: float = 1.0,
+    estimator: str = "unbiased",
+    psi: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Finite-sample mix scheme in 1-D: E[sigma_t^2] and E[(mu_t - a)^2], t = 0..generations,
     a being the real set's mean. Exact, from a linear recursion on the two moments.
@@ -152,7 +172,8 @@ def expected_mix_moments(
     S_r + S_y + (n m / N)(a - ybar)^2, E[S_y] = (m-1) s^2 and E[(a-ybar)^2] = D^2 + s^2/m, so
         E[s_{t+1}^2] = (E[S_r] + (m - 1 + n/N) E[s_t^2] + (n m / N) E[D_t^2]) / c(N),
         E[D_{t+1}^2] = (m / N)^2 (E[D_t^2] + E[s_t^2] / m),
-    with E[S_r] = (n-1) sigma^2, D_0 = 0 and E[s_0^2] = (n-1) sigma^2 / c(n)."""
+    with E[S_r] = (n-1) sigma^2, D_0 = 0 and E[s_0^2] = (n-1) sigma^2 / c(n). Sampling bias psi
+    draws y with variance psi^2 s_t^2: E[s_t^2] becomes psi^2 E[s_t^2] on the right-hand sides."""
     n, m = n_real, int(round(lam * n_real))
     big = n + m
     scatter_real = (n - 1.0) * sigma**2
@@ -163,8 +184,9 @@ def expected_mix_moments(
         if m == 0:
             var[t + 1], dev[t + 1] = var[0], 0.0
             continue
+        sampled = psi**2 * var[t]
         var[t + 1] = (
-            scatter_real + (m - 1 + n / big) * var[t] + n * m / big * dev[t]
+            scatter_real + (m - 1 + n / big) * sampled + n * m / big * dev[t]
         ) / _denominator(big, estimator)
-        dev[t + 1] = (m / big) ** 2 * (dev[t] + var[t] / m)
+        dev[t + 1] = (m / big) ** 2 * (dev[t] + sampled / m)
     return var, dev
