@@ -5,8 +5,9 @@ place of a reward.
 - `discriminator`: each generation, a classifier real-vs-synthetic is trained on the real set
   (label 1) against the candidates drawn from p_t (label 0), classes weighted equally; the score
   is its logit, which estimates log p_data(x) / p_t(x) (Bayes' rule with equal priors). The
-  classifier is an L2-regularised logistic regression on random Fourier features (Rahimi & Recht,
-  2007) of the standardised samples, fitted by Newton's method for all replicates at once.
+  classifier is an L2-regularised logistic regression on quadratic and random Fourier features
+  (Rahimi & Recht, 2007) of the standardised samples, fitted by Newton's method for all
+  replicates at once.
 - `likelihood`: the log density of a reference fitted once on the real set (a Gaussian KDE, the
   `kde` family), as in Feature-Likelihood-style scores: samples where the data is dense rank first.
 
@@ -74,11 +75,13 @@ def standardise(real: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return (real - mean) / std, (x - mean) / std
 
 
-def fourier_features(x: np.ndarray, omega: np.ndarray, phase: np.ndarray) -> np.ndarray:
-    """sqrt(2 / F) cos(x omega + phase) with an intercept column: (R, m, d) -> (R, m, F + 1)."""
+def features(x: np.ndarray, omega: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """The classifier's inputs of standardised x (R, m, d): x, x^2 (a quadratic logit, which
+    extrapolates to far-away points), sqrt(2 / F) cos(x omega + phase) (F random Fourier features,
+    local detail) and an intercept column last: (R, m, 2d + F + 1)."""
     f = omega.shape[-1]
-    phi = np.sqrt(2.0 / f) * np.cos(np.matmul(x, omega) + phase[:, None, :])
-    return np.concatenate([phi, np.ones((*x.shape[:2], 1))], axis=-1)
+    rff = np.sqrt(2.0 / f) * np.cos(np.matmul(x, omega) + phase[:, None, :])
+    return np.concatenate([x, x * x, rff, np.ones((*x.shape[:2], 1))], axis=-1)
 
 
 def fit_logistic(
@@ -102,7 +105,7 @@ def fit_logistic(
 @FILTERS.register("discriminator", DiscriminatorParams, needs=[VECTORS])
 class Discriminator:
     """The logit of a classifier real-vs-synthetic trained each generation on the real set
-    against the candidates (random-Fourier-feature logistic regression)."""
+    against the candidates (logistic regression on quadratic and random Fourier features)."""
 
     def __init__(self, params: DiscriminatorParams, source: object) -> None:
         self.p = params
@@ -116,7 +119,7 @@ class Discriminator:
             cand = x.reshape(r, -1, d)
             real_z, cand_z = standardise(real, cand)
             m = cand.shape[1]
-            phi = fourier_features(np.concatenate([real_z, cand_z], axis=1), omega, phase)
+            phi = features(np.concatenate([real_z, cand_z], axis=1), omega, phase)
             y = np.concatenate([np.ones((r, n)), np.zeros((r, m))], axis=1)
             weight = np.concatenate([np.full((r, n), 0.5 / n), np.full((r, m), 0.5 / m)], axis=1)
             coef = fit_logistic(phi, y, weight, self.p.l2, self.p.steps)
