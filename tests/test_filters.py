@@ -81,16 +81,6 @@ def test_likelihood_reference_is_fitted_once():
     np.testing.assert_array_equal(first, later)
 
 
-def test_filters_score_bradley_terry_candidates_in_their_shape():
-    """The Bradley-Terry rule scores candidates (R, n, K, d): one finite score per candidate."""
-    rng = np.random.default_rng(5)
-    real = rng.standard_normal((R, 64, 2))
-    cand = rng.standard_normal((R, 8, 4, 2))
-    for kind in FILTERS.names():
-        out = scorer(kind, real)(cand)
-        assert out.shape == (R, 8, 4) and np.all(np.isfinite(out))
-
-
 def test_oracle_top_half_matches_the_closed_form():
     """Candidates N(0, s^2 I) in 2-D kept by top 50% of the true log density N(0, I): |x|^2 / s^2
     is Exp(mean 2) and the kept half lies below its median 2 ln 2, so
@@ -214,3 +204,24 @@ def test_filtering_preset_runs_at_quick_scale(tmp_path):
         assert run_config(cfg, store).status == "done"
         sw2 = metric(store, cfg.run_id, "sliced_w2")
         assert sw2.shape == (cfg.generations + 1, cfg.replicates) and np.all(np.isfinite(sw2))
+
+
+def test_arms_that_curate_differently_are_labelled_by_their_curation():
+    from selfconsume.report.labels import run_labels
+    from selfconsume.store.sqlite import RunRecord
+
+    base = {"name": "f", "scheme": {"kind": "replace", "lam": None, "n_synthetic": None}}
+    curations = [
+        None,
+        {"kind": "discriminator", "select": "bradley_terry", "k": 4.0, "reward": None},
+        {"kind": "bradley_terry", "k": 4.0, "reward": {"kind": "log_density", "params": {}}},
+    ]
+    records = [
+        RunRecord(f"run{i}", "f", base | {"curation": c}, "done", None, "", None, 1, 1)
+        for i, c in enumerate(curations)
+    ]
+    assert run_labels(records) == [
+        "no curation",
+        "discriminator filter",
+        "Bradley–Terry on log_density",
+    ]
