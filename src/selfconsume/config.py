@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from selfconsume.errors import ConfigError
 
@@ -85,6 +92,16 @@ class CurationConfig(_Strict):
         if not (math.isinf(k) or float(k).is_integer()):
             raise ValueError("k must be an integer >= 1 or .inf")
         return k
+
+    @model_serializer(mode="wrap")
+    def _without_filter_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A reward kind serialises without select and params, as before the reward-free kinds
+        existed: its run id and random streams stay what they were."""
+        data = handler(self)
+        if not self.reward_free:
+            data.pop("select", None)
+            data.pop("params", None)
+        return data
 
     @property
     def rule(self) -> SelectionRule:
