@@ -7,9 +7,13 @@ place of a reward.
   is its logit, which estimates log p_data(x) / p_t(x) (Bayes' rule with equal priors). The
   classifier is an L2-regularised logistic regression on quadratic and random Fourier features
   (Rahimi & Recht, 2007) of the standardised samples, fitted by Newton's method for all
-  replicates at once.
+  replicates at once. Kept by `select: bradley_terry` with beta = 1, a candidate is chosen with
+  probability proportional to p_data / p_t: as K grows the kept samples tend to p_data
+  (importance resampling), whereas a top fraction keeps only where the ratio is largest.
 - `likelihood`: the log density of a reference fitted once on the real set (a Gaussian KDE, the
   `kde` family), as in Feature-Likelihood-style scores: samples where the data is dense rank first.
+  Selected on it every generation, p_t is tilted by the reference again and again (p_t ∝ p_0 q^t
+  for Bradley-Terry with large K): it piles mass on the reference's densest modes.
 
 Both need continuous vectors (not discrete states, not images).
 """
