@@ -10,6 +10,7 @@ import pytest
 
 from selfconsume.config import SchemeConfig
 from selfconsume.data.base import DATA
+from selfconsume.loop.filters import FILTERS, build_filter
 from selfconsume.loop.schemes import SCHEMES, Pool, resolve_scheme
 from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import MODELS
@@ -144,6 +145,7 @@ REWARD_CASES = {
     "linear": ("eight_gaussians", {}, {"coef": [1.0, 0.0]}),
     "callable": ("eight_gaussians", {}, {"target": "helpers:norm_reward"}),
     "classifier_confidence": ("eight_gaussians", {}, {"n_train": 200}),
+    "log_density": ("eight_gaussians", {}, {}),
 }
 
 
@@ -157,6 +159,21 @@ def test_every_reward_scores_each_sample(kind):
     x = source.sample(2, 5, np.random.default_rng(0))
     out = build_reward(kind, params, source)(x)
     assert out.shape == x.shape[:-1] and np.all(np.isfinite(out))
+
+
+@pytest.mark.parametrize("kind", FILTERS.names())
+def test_every_reward_free_filter_scores_each_candidate(kind):
+    """A reward-free curation kind scores candidates of any shape (R, ..., d) -> (R, ...),
+    finite, the same for the same stream."""
+    source, real = real_set(kind, R, N)
+    params = FILTERS.parse_params(kind, {}, "curation.params")
+    cand = source.sample(R, 24, np.random.default_rng(1)).reshape(R, 6, 4, source.dim)
+    scores = [
+        build_filter(kind, params, source).scorer(real, Streams(0).per_replicate("filter", 1))(cand)
+        for _ in range(2)
+    ]
+    assert scores[0].shape == (R, 6, 4) and np.all(np.isfinite(scores[0]))
+    np.testing.assert_array_equal(scores[0], scores[1])
 
 
 def test_resolved_config_is_the_identity_and_builds_the_same_plan():

@@ -132,13 +132,14 @@ def presets(
     console = wide_console()
     if kinds:
         from selfconsume.data.base import DATA
+        from selfconsume.loop.filters import FILTERS
         from selfconsume.loop.schemes import SCHEMES
         from selfconsume.metrics.base import METRICS
         from selfconsume.models.base import MODELS
         from selfconsume.rewards.base import REWARDS
 
         table = Table("role", "kind", "params", "what")
-        for registry in (DATA, MODELS, SCHEMES, REWARDS, METRICS):
+        for registry in (DATA, MODELS, SCHEMES, FILTERS, REWARDS, METRICS):
             for e in registry.kinds():
                 fields = ", ".join(e.params.model_fields)
                 table.add_row(registry.role, e.kind, fields, escape(e.doc))

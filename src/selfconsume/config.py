@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from selfconsume.errors import ConfigError
 from selfconsume.registry import IDENTITY
@@ -59,12 +66,22 @@ class RewardConfig(_Strict):
     params: Any = Field(default_factory=dict)
 
 
+SelectionRule = Literal["bradley_terry", "top_fraction", "threshold"]
+REWARD_FREE_KINDS = ("discriminator", "likelihood")
+"""Curation kinds that score samples without a reward (`selfconsume.loop.filters`)."""
+
+
 class CurationConfig(_Strict):
     """`bradley_terry` uses k and beta (beta = .inf is the argmax limit); `top_fraction` uses
-    fraction; `threshold` uses threshold."""
+    fraction; `threshold` uses threshold. The reward-free kinds (`discriminator`, `likelihood`)
+    take no reward: they score samples themselves (their `params`) and keep them by `select`,
+    one of the three rules above with the score in place of the reward (resolved to top_fraction)."""
 
-    kind: Literal["bradley_terry", "top_fraction", "threshold"]
-    reward: RewardConfig
+    kind: Literal[SelectionRule, "discriminator", "likelihood"]
+    reward: RewardConfig | None = None
+    select: SelectionRule | None = None
+    params: Any = Field(default_factory=dict)
+    """A reward-free kind's params: a mapping as written, the kind's typed `Params` once resolved."""
     k: float = Field(default=4, ge=1, allow_inf_nan=True)
     beta: float = Field(default=1.0, ge=0, allow_inf_nan=True)
     fraction: float = Field(default=0.5, gt=0, le=1)
@@ -76,6 +93,25 @@ class CurationConfig(_Strict):
         if not (math.isinf(k) or float(k).is_integer()):
             raise ValueError("k must be an integer >= 1 or .inf")
         return k
+
+    @model_serializer(mode="wrap")
+    def _without_filter_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A reward kind serialises without select and params, as before the reward-free kinds
+        existed: its run id and random streams stay what they were."""
+        data = handler(self)
+        if not self.reward_free:
+            data.pop("select", None)
+            data.pop("params", None)
+        return data
+
+    @property
+    def rule(self) -> SelectionRule:
+        """How samples are kept: the kind itself, or a reward-free kind's `select`."""
+        return self.kind if self.select is None else self.select
+
+    @property
+    def reward_free(self) -> bool:
+        return self.kind in REWARD_FREE_KINDS
 
 
 class Config(_Strict):

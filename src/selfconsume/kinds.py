@@ -42,8 +42,13 @@ METRIC_KINDS = {
 REWARD_KINDS = {
     "callable": "selfconsume.rewards.callable",
     "classifier_confidence": "selfconsume.rewards.classifier",
-    **dict.fromkeys(("table", "distance", "mode_preference", "linear"), "selfconsume.rewards.toy"),
+    **dict.fromkeys(
+        ("table", "distance", "mode_preference", "linear", "log_density"), "selfconsume.rewards.toy"
+    ),
 }
+
+FILTER_KINDS = dict.fromkeys(("discriminator", "likelihood"), "selfconsume.loop.filters")
+"""The reward-free curation kinds (curation.kind)."""
 
 SCHEME_KINDS = dict.fromkeys(
     ("replace", "mix", "accumulate", "accumulate_subsample", "fresh"), "selfconsume.loop.schemes"

@@ -82,9 +82,9 @@ def _synthetic(cfg: Config) -> tuple[str, float]:
 def _candidates(cfg: Config) -> tuple[str, float]:
     """Candidates drawn per kept synthetic sample by the curation."""
     c = cfg.curation
-    if c is None or c.kind == "threshold":
+    if c is None or c.rule == "threshold":
         return "curation", 1.0
-    if c.kind == "bradley_terry":
+    if c.rule == "bradley_terry":
         return "curation.k", float(c.k)
     return "curation.fraction", 1.0 / c.fraction
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import ValidationError
 
-from selfconsume.config import Config, apply_overrides, expand_sweep, read_raw
+from selfconsume.config import Config, CurationConfig, apply_overrides, expand_sweep, read_raw
 from selfconsume.data.base import DATA, DataSource, HeldOut, Images
 from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory
@@ -26,6 +26,9 @@ from selfconsume.models.base import MODELS, HasPopulation
 from selfconsume.registry import Need, error_line
 from selfconsume.rewards.base import REWARDS, Reward, build_reward
 from selfconsume.seeding import Streams, arm_key
+
+if TYPE_CHECKING:
+    from selfconsume.loop.filters import Filter
 
 PROBE_SAMPLES = 4
 """Samples of the real data on which a reward is probed (shape, finiteness) before a run starts."""
@@ -41,6 +44,8 @@ class Plan:
     scheme: Scheme
     reward: Reward | None
     streams: Streams
+    filter_score: Filter | None = None
+    """The reward-free curation's score (`curation.kind` discriminator or likelihood)."""
 
 
 def load(source: str, overrides: Sequence[str] = (), quick: bool = False) -> list[Config]:
@@ -68,14 +73,33 @@ def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
         "scheme": resolve_scheme(cfg.scheme, cfg.data.n_real),
     }
     if cfg.curation is not None:
-        reward = cfg.curation.reward
-        params = REWARDS.parse_params(reward.kind, reward.params, "curation.reward.params")
-        update["curation"] = cfg.curation.model_copy(
-            update={"reward": reward.model_copy(update={"params": params})}
-        )
+        update["curation"] = _resolve_curation(cfg.curation)
     cfg = cfg.model_copy(update=update)
     check(cfg)
     return cfg
+
+
+def _resolve_curation(curation: CurationConfig) -> CurationConfig:
+    """Typed reward or filter params; a reward kind needs a reward (and no filter keys), a
+    reward-free kind refuses one and selects by top_fraction unless told otherwise."""
+    from selfconsume.loop.filters import FILTERS
+
+    kind = curation.kind
+    if curation.reward_free:
+        if curation.reward is not None:
+            raise ConfigError(f"curation.reward: curation kind {kind} is reward-free (drop it)")
+        params = FILTERS.parse_params(kind, curation.params, "curation.params")
+        return curation.model_copy(
+            update={"params": params, "select": curation.select or "top_fraction"}
+        )
+    if curation.reward is None:
+        raise ConfigError(f"curation.reward: curation kind {kind} needs a reward")
+    for key in ("select", "params"):
+        if getattr(curation, key):
+            raise ConfigError(f"curation.{key}: only the reward-free kinds take it, not {kind}")
+    reward = curation.reward
+    params = REWARDS.parse_params(reward.kind, reward.params, "curation.reward.params")
+    return curation.model_copy(update={"reward": reward.model_copy(update={"params": params})})
 
 
 def from_json(text: str) -> Config:
@@ -108,14 +132,18 @@ def check(cfg: Config) -> None:
             "metrics: feature_prd stores precision, recall, density and coverage in feature space; "
             "drop prd / density_coverage (the same names in pixel space)"
         )
-    if "reward" in cfg.metrics and cfg.curation is None:
+    if "reward" in cfg.metrics and (cfg.curation is None or cfg.curation.reward is None):
         raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
     if cfg.curation is not None:
-        kind = cfg.curation.reward.kind
-        _check_needs(f"curation.reward.kind: {kind}", REWARDS.get(kind).needs, cfg, source, probe)
+        if cfg.curation.reward_free:
+            _check_filter(cfg, source, probe)
+        else:
+            kind = cfg.curation.reward.kind
+            needs = REWARDS.get(kind).needs
+            _check_needs(f"curation.reward.kind: {kind}", needs, cfg, source, probe)
+            _probe_reward(cfg, source)
         if math.isinf(cfg.curation.k) and not cfg.model.population:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
-        _probe_reward(cfg, source)
     if cfg.model.population:
         _check_population(cfg, probe, source)
 
@@ -172,6 +200,16 @@ def _check_population(cfg: Config, probe: object, source: DataSource) -> None:
     probe.population_start(source.sample(1, cfg.data.n_real, np.random.default_rng(0)), source)
 
 
+def _check_filter(cfg: Config, source: DataSource, probe: object) -> None:
+    """A reward-free kind finds what it scores in the data, and runs only by sampling."""
+    from selfconsume.loop.filters import FILTERS
+
+    kind = cfg.curation.kind
+    _check_needs(f"curation.kind: {kind}", FILTERS.get(kind).needs, cfg, source, probe)
+    if cfg.model.population:
+        raise ConfigError(f"curation.kind: {kind} has no exact infinite-sample update")
+
+
 def _probe_reward(cfg: Config, source: DataSource) -> None:
     """Call the reward on a few real samples, so a reward of the wrong shape is bad input found
     before the store is opened (a user callable that fails later fails its run)."""
@@ -192,7 +230,11 @@ def build(cfg: Config) -> Plan:
         **image_shape(family, source),
     )
     scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
-    reward = None
-    if cfg.curation is not None:
+    reward, score = None, None
+    if cfg.curation is not None and cfg.curation.reward_free:
+        from selfconsume.loop.filters import build_filter
+
+        score = build_filter(cfg.curation.kind, cfg.curation.params, source)
+    elif cfg.curation is not None:
         reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
-    return Plan(cfg, source, model, scheme, reward, streams)
+    return Plan(cfg, source, model, scheme, reward, streams, score)

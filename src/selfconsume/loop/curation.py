@@ -9,6 +9,9 @@
 A conditional model is curated with the talk's prompt model (`curate_prompted`): a prompt y ~ p_user
 per kept sample, its K candidates drawn from p_t(x | y), the Bradley-Terry choice among them; the
 kept samples keep their prompts as labels.
+
+The reward-free kinds (`discriminator`, `likelihood`: `selfconsume.loop.filters`) keep samples by
+one of these rules (`curation.select`), their score passed here as the reward.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def curate_prompted(
     if curation is None or n == 0:
         y = labels(n)
         return sample(n, y), None, y
-    if curation.kind == "bradley_terry":
+    if curation.rule == "bradley_terry":
         k = int(curation.k)
         y = labels(n)
         cand = sample(n * k, None if y is None else np.repeat(y, k, axis=1))
@@ -93,7 +96,7 @@ def curate_prompted(
         cand = cand.reshape(r, n, k, d)
         pick = choose_bradley_terry(reward(cand), curation.beta, rng)
         return np.take_along_axis(cand, pick[:, :, None, None], axis=2)[:, :, 0], None, y
-    if curation.kind == "top_fraction":
+    if curation.rule == "top_fraction":
         m = math.ceil(n / curation.fraction)
         y = labels(m)
         cand = sample(m, y)

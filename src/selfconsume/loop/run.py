@@ -192,7 +192,8 @@ def split_labels(plan: Plan, xy: np.ndarray) -> tuple[np.ndarray, dict[str, np.n
 
 def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
     """p_t's (curated) samples for generation t+1's training set, with their label column when the
-    family is conditional (prompts from p_user, the prompt model of curation)."""
+    family is conditional (prompts from p_user, the prompt model of curation). A reward-free
+    curation scores them against the real set (generation 0's, redrawn from its stream)."""
     cfg, model, streams = plan.cfg, plan.model, plan.streams
     rng = streams.per_replicate("synthetic", t)
     prompts = None
@@ -202,12 +203,16 @@ def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
         sample = lambda m, y: model.sample(m, rng, t, labels=y)  # noqa: E731
     else:
         sample = lambda m, y: model.sample(m, rng, t)  # noqa: E731
+    reward = plan.reward
+    if plan.filter_score is not None:  # a reward-free curation scores against the real set
+        real = split_labels(plan, _real_set(plan, 0))[0]
+        reward = plan.filter_score.scorer(real, streams.per_replicate("filter", t))
     x, w, y = curate_prompted(
         sample,
         prompts,
         plan.scheme.n_synthetic,
         cfg.curation,
-        plan.reward,
+        reward,
         streams.per_replicate("curation", t),
     )
     return with_labels(x, y), w

@@ -74,6 +74,17 @@ def key_label(key: str, value: Any) -> str:
     return f"{key.split('.')[-1]} = {number(value) if isinstance(value, int | float) else value}"
 
 
+def curation_label(cfg: dict[str, Any]) -> str:
+    """A curation in a few words: "no curation", a reward-free kind ("discriminator filter"), or
+    the rule and its reward ("Bradley–Terry on log_density")."""
+    curation = cfg.get("curation")
+    if curation is None:
+        return "no curation"
+    kind = WORDS.get(curation["kind"], curation["kind"])
+    reward = curation.get("reward")
+    return f"{kind} filter" if reward is None else f"{kind} on {reward['kind']}"
+
+
 def run_labels(records: list[RunRecord]) -> list[str]:
     """Label each run by what differs between the runs of one experiment, in the talk's words."""
     keys = swept_keys(records)
@@ -86,9 +97,14 @@ def run_labels(records: list[RunRecord]) -> list[str]:
         flat, parts = flatten(record.config), []
         if any(k in keys for k in SCHEME_KEYS):
             parts.append(scheme_label(record.config))
-        if record.config.get("curation") is None and any(k.startswith("curation") for k in keys):
+        by_kind = "curation.kind" in keys  # arms that curate differently: one phrase each
+        if by_kind:
+            parts.append(curation_label(record.config))
+        elif record.config.get("curation") is None and any(k.startswith("curation") for k in keys):
             parts.append("no curation")
         for key in keys:
+            if by_kind and key.startswith("curation"):
+                continue
             if key not in SCHEME_KEYS and key in flat and flat[key] is not None:
                 parts.append(key_label(key, flat[key]))
         labels.append(", ".join(dict.fromkeys(parts)))

@@ -1,11 +1,12 @@
-"""Analytic rewards for toy data: a value per discrete state, a distance, a mode preference, linear."""
+"""Analytic rewards for toy data: a value per discrete state, a distance, a mode preference, linear,
+and the truth's own log density (the oracle a reward-free filter is compared with)."""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
 
-from selfconsume.data.base import Categorical, HasModes, data_is
+from selfconsume.data.base import Categorical, HasDensity, HasModes, data_is
 from selfconsume.errors import ConfigError
 from selfconsume.rewards.base import REWARDS, Params, Reward
 
@@ -104,3 +105,11 @@ def linear(params: LinearParams, source: object) -> Reward:
         return x @ coef + params.bias
 
     return reward
+
+
+@REWARDS.register(
+    "log_density", needs=[data_is(HasDensity, "a data source with a known density (log_prob)")]
+)
+def log_density(params: Params, source: object) -> Reward:
+    """r(x) = log p_data(x), the true data's log density: the oracle score of "looks real"."""
+    return source.log_prob

@@ -1,0 +1,227 @@
+"""Reward-free curation (discriminator, likelihood): known answers, bad input, the preset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import metric, run_raw
+from typer.testing import CliRunner
+
+from selfconsume.cli import app
+from selfconsume.config import CurationConfig
+from selfconsume.data.base import DATA
+from selfconsume.loop.curation import curate
+from selfconsume.loop.filters import FILTERS, build_filter
+from selfconsume.loop.run import run_config
+from selfconsume.plan import load, resolve
+from selfconsume.rewards.base import build_reward
+from selfconsume.seeding import Streams
+from selfconsume.store.sqlite import Store
+
+R = 3
+
+
+def scorer(kind: str, real: np.ndarray, **params):
+    filt = build_filter(kind, FILTERS.parse_params(kind, params, "curation.params"), None)
+    return filt.scorer(real, Streams(0).per_replicate("filter", 1))
+
+
+def keep_top(kind: str, real: np.ndarray, cand: np.ndarray, n: int) -> np.ndarray:
+    """The n candidates (R, m, d) a filter keeps by top_fraction, through `curate`."""
+    fraction = n / cand.shape[1]
+    cur = CurationConfig(kind=kind, select="top_fraction", fraction=fraction)
+    x, _ = curate(lambda m: cand[:, :m], n, cur, scorer(kind, real), np.random.default_rng(0))
+    return x
+
+
+def test_discriminator_removes_far_away_junk():
+    """p_t = fresh real-like points plus 25% junk far from the data: the classifier's logit ranks
+    every junk point below the real-like ones, so keeping the top 75% drops all the junk."""
+    rng = np.random.default_rng(1)
+    real = rng.standard_normal((R, 400, 2))
+    good = rng.standard_normal((R, 300, 2))
+    junk = 6.0 + 0.3 * rng.standard_normal((R, 100, 2))
+    cand = np.concatenate([junk[:, :50], good, junk[:, 50:]], axis=1)
+    kept = keep_top("discriminator", real, cand, 300)
+    assert np.all(np.linalg.norm(kept, axis=-1) < 5.0)
+
+
+def test_discriminator_logit_estimates_the_log_density_ratio():
+    """Real N(0, I) against p_t = N(0, 4 I) in 2-D: log p_data / p_t = log 4 - 3|x|^2 / 8, which
+    the logit must follow (a random score has correlation about 0)."""
+    rng = np.random.default_rng(2)
+    real = rng.standard_normal((R, 500, 2))
+    syn = 2.0 * rng.standard_normal((R, 1000, 2))
+    logit = scorer("discriminator", real)(syn)
+    truth = np.log(4.0) - 3.0 * (syn**2).sum(-1) / 8.0
+    for r in range(R):
+        assert np.corrcoef(logit[r], truth[r])[0, 1] > 0.95
+
+
+def test_likelihood_filter_keeps_the_high_density_points():
+    """Real N(0, I); candidates N(0, 4 I). The true density keeps the half with |x|^2 below its
+    median (the oracle set); the reference KDE fitted on the real set must keep nearly that set."""
+    source = DATA.get("gaussian").obj(DATA.parse_params("gaussian", {"dim": 2}, "data.params"))
+    rng = np.random.default_rng(3)
+    real = source.sample(R, 2000, rng)
+    cand = 2.0 * rng.standard_normal((R, 1000, 2))
+    kept = keep_top("likelihood", real, cand, 500)
+    oracle = build_reward("log_density", {}, source)(cand)
+    threshold = np.sort(oracle, axis=1)[:, 500][:, None]  # the oracle keeps scores above this
+    in_oracle_set = build_reward("log_density", {}, source)(kept) > threshold
+    assert in_oracle_set.mean() > 0.95
+
+
+def test_likelihood_reference_is_fitted_once():
+    rng = np.random.default_rng(4)
+    filt = build_filter("likelihood", FILTERS.parse_params("likelihood", {}, "p"), None)
+    x = rng.standard_normal((R, 10, 2))
+    first = filt.scorer(rng.standard_normal((R, 50, 2)), Streams(0).per_replicate("filter", 1))(x)
+    later = filt.scorer(rng.standard_normal((R, 50, 2)), Streams(0).per_replicate("filter", 2))(x)
+    np.testing.assert_array_equal(first, later)
+
+
+def test_oracle_top_half_matches_the_closed_form():
+    """Candidates N(0, s^2 I) in 2-D kept by top 50% of the true log density N(0, I): |x|^2 / s^2
+    is Exp(mean 2) and the kept half lies below its median 2 ln 2, so
+    E[|x|^2 | kept] = s^2 (2 - 2 ln 2); compared at 4 standard errors."""
+    source = DATA.get("gaussian").obj(DATA.parse_params("gaussian", {"dim": 2}, "data.params"))
+    cand = 2.0 * np.random.default_rng(6).standard_normal((200, 400, 2))
+    cur = resolve_curation({"kind": "top_fraction", "reward": {"kind": "log_density"}})
+    reward = build_reward("log_density", {}, source)
+    kept, _ = curate(lambda m: cand[:, :m], 200, cur, reward, np.random.default_rng(0))
+    per_rep = (kept**2).sum(-1).mean(1)
+    expected = 4.0 * (2 - 2 * np.log(2))
+    se = per_rep.std(ddof=1) / np.sqrt(per_rep.size)
+    assert abs(per_rep.mean() - expected) < 4 * se + 0.02 * expected  # + the order-statistic bias
+
+
+def resolve_curation(curation: dict) -> CurationConfig:
+    raw = {
+        "name": "c",
+        "data": {"kind": "gaussian", "n_real": 10, "params": {"dim": 2}},
+        "model": {"kind": "gaussian"},
+        "curation": curation,
+    }
+    return resolve(raw).curation
+
+
+def test_a_reward_free_kind_resolves_to_its_typed_params_and_rule():
+    cur = resolve_curation({"kind": "discriminator"})
+    assert cur.select == "top_fraction" and cur.rule == "top_fraction"
+    assert cur.params.features > 0 and cur.reward is None
+    spelled = resolve_curation({"kind": "discriminator", "select": "top_fraction", "params": {}})
+    assert spelled == cur
+
+
+CLI_CONFIG = """
+name: filter-cli
+replicates: 2
+generations: 1
+data: {kind: eight_gaussians, n_real: 40, n_test: 40}
+model: {kind: kde}
+curation: {kind: discriminator}
+metrics: [mmd]
+"""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["curation.fraction=1.5"], "curation.fraction"),
+        (["curation.fraction=0"], "curation.fraction"),
+        (["curation.reward={kind: log_density}"], "curation.reward"),
+        (["curation={kind: top_fraction}"], "curation.reward"),
+        (
+            ["curation={kind: top_fraction, reward: {kind: log_density}, select: top_fraction}"],
+            "curation.select",
+        ),
+        (
+            ["curation={kind: top_fraction, reward: {kind: log_density}, params: {l2: 1}}"],
+            "curation.params",
+        ),
+        (["curation.params.features=0"], "curation.params.features"),
+        (["curation.params.colour=1"], "curation.params.colour"),
+        (["curation.select=best"], "curation.select"),
+        (["curation.kind=oracle"], "curation.kind"),
+        (["metrics=[reward]"], "metrics"),
+        (
+            [
+                "data={kind: discrete, n_real: 20, params: {probs: [0.5, 0.5]}}",
+                "model={kind: discrete}",
+                "curation.kind=likelihood",
+            ],
+            "curation.kind",
+        ),
+        (
+            [
+                "data={kind: discrete, n_real: 20, params: {probs: [0.5, 0.5]}}",
+                "model={kind: discrete, population: true}",
+            ],
+            "curation.kind",
+        ),
+        (
+            ["data={kind: gaussian, n_real: 20}", "model={kind: gaussian, population: true}"],
+            "curation.kind",
+        ),
+    ],
+)
+def test_bad_filter_input_exits_2_naming_the_key_and_writes_nothing(tmp_path, overrides, needle):
+    path, store = tmp_path / "f.yaml", tmp_path / "s.sqlite"
+    path.write_text(CLI_CONFIG)
+    args = ["run", str(path), "--store", str(store)]
+    for item in overrides:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and needle in lines[0], result.output
+    assert not store.exists()
+
+
+def test_filtered_runs_are_deterministic_and_keep_n_synthetic(tmp_path):
+    raw = {
+        "name": "f",
+        "replicates": 2,
+        "generations": 2,
+        "data": {"kind": "eight_gaussians", "n_real": 60, "n_test": 60},
+        "model": {"kind": "kde", "params": {"bandwidth": 0.1}},
+        "curation": {"kind": "discriminator", "select": "bradley_terry", "k": 3},
+        "metrics": ["mmd"],
+    }
+    a, (rid,) = run_raw(raw, tmp_path / "a.sqlite")
+    b, _ = run_raw(raw, tmp_path / "b.sqlite")
+    np.testing.assert_array_equal(metric(a, rid, "mmd"), metric(b, rid, "mmd"))
+    assert a.load_checkpoint(rid)[1]["model"]["points"].shape == (2, 60, 2)
+
+
+def test_filtering_preset_runs_at_quick_scale(tmp_path):
+    cfgs = load("filtering", quick=True)
+    kinds = [None if c.curation is None else c.curation.kind for c in cfgs]
+    assert kinds == [None, "discriminator", "likelihood", "bradley_terry"]
+    store = Store(tmp_path / "s.sqlite")
+    for cfg in cfgs:
+        assert run_config(cfg, store).status == "done"
+        sw2 = metric(store, cfg.run_id, "sliced_w2")
+        assert sw2.shape == (cfg.generations + 1, cfg.replicates) and np.all(np.isfinite(sw2))
+
+
+def test_arms_that_curate_differently_are_labelled_by_their_curation():
+    from selfconsume.report.labels import run_labels
+    from selfconsume.store.sqlite import RunRecord
+
+    base = {"name": "f", "scheme": {"kind": "replace", "lam": None, "n_synthetic": None}}
+    curations = [
+        None,
+        {"kind": "discriminator", "select": "bradley_terry", "k": 4.0, "reward": None},
+        {"kind": "bradley_terry", "k": 4.0, "reward": {"kind": "log_density", "params": {}}},
+    ]
+    records = [
+        RunRecord(f"run{i}", "f", base | {"curation": c}, "done", None, "", None, 1, 1)
+        for i, c in enumerate(curations)
+    ]
+    assert run_labels(records) == [
+        "no curation",
+        "discriminator filter",
+        "Bradley–Terry on log_density",
+    ]
