@@ -36,7 +36,11 @@ RAW = {
     "replicates": 2,
     "generations": 3,
     "data": {"kind": "eight_gaussians", "n_real": 64, "n_test": 40},
-    "model": {"kind": "ddpm", "warm_start": True, "params": {**SMALL, **STEPS["ddpm"], "batch_size": 32}},
+    "model": {
+        "kind": "ddpm",
+        "warm_start": True,
+        "params": {**SMALL, **STEPS["ddpm"], "batch_size": 32},
+    },
     "scheme": {"kind": "replace"},
     "metrics": ["w2", "mmd", "prd"],
 }
