@@ -26,6 +26,7 @@ SYMBOLS = {
     "data.n_real": "n",
     "replicates": "R",
     "generations": "G",
+    "model.params.negative_guidance.w": "negative guidance w",
 }
 FLAGS = {
     "model.warm_start": ("warm start", "from scratch"),
