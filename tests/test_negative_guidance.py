@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import metric
+from test_sampler_oracle import preset_raw
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
@@ -215,3 +216,11 @@ def test_preset_runs_at_quick_scale(tmp_path):
     weights = sorted(r.config["model"]["params"]["negative_guidance"]["w"] for r in runs)
     assert weights == [0.0, 0.5, 1.5]
     assert all(r.status == "done" and r.generations_done == 4 for r in runs)
+
+
+def test_preset_first_model_and_sampler_are_stability_lambdas():
+    """The default-scale model is stability-lambda's (its sampler passes the exact-network check of
+    tests/test_sampler_oracle.py) plus the guidance block, so w = 0 is its fully synthetic arm."""
+    params = dict(preset_raw("self-improving")["model"]["params"])
+    assert params.pop("negative_guidance")["bad"] == "synthetic"
+    assert params == preset_raw("stability-lambda")["model"]["params"]
