@@ -9,13 +9,24 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from selfconsume.errors import ConfigError
 
 T = TypeVar("T")
+
+
+IDENTITY = {"identity": True}
+"""Serialization context of a run's identity (run id and random streams), see `Params.LATER`."""
 
 
 class Params(BaseModel):
@@ -25,12 +36,19 @@ class Params(BaseModel):
     model_config = ConfigDict(
         extra="forbid", frozen=True, allow_inf_nan=False, ser_json_inf_nan="strings"
     )
+    LATER: ClassVar[dict[str, Any]] = {}
+    """Fields added after runs were recorded, with their defaults: at its default such a field is
+    left out of a run's identity (`IDENTITY`), so those runs keep their ids and numbers, while
+    the stored resolved config still names it."""
 
-
-IDENTITY = {"identity": True}
-"""Serialization context of a run's identity (run id and random streams): a params field added after
-runs were recorded drops out of it at its default (see models.base.SamplingParams), so those runs
-keep their ids and numbers while the stored resolved config still names the field."""
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY:
+            for name, default in self.LATER.items():
+                if getattr(self, name) == default:
+                    out.pop(name, None)
+        return out
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,13 @@ replicate use it).
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import (
-    Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import Field
 
 from selfconsume.kinds import MODEL_KINDS
-from selfconsume.registry import IDENTITY, Need, Params, Registry
+from selfconsume.registry import Need, Params, Registry
 from selfconsume.seeding import Streams
 
 
@@ -28,17 +23,11 @@ class SamplingParams(Params):
 
     psi < 1 samples a shrunk (truncated / lower-temperature) version of the fitted model, psi = 1
     the model itself; fitting never sees psi. Each family says what it scales. At psi = 1 it is
-    left out of a run's identity (`registry.IDENTITY`): runs recorded before psi existed keep
-    their ids and random streams."""
+    left out of a run's identity (`Params.LATER`): runs recorded before psi existed keep their
+    ids and random streams."""
 
     psi: float = Field(default=1.0, gt=0)
-
-    @model_serializer(mode="wrap")
-    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        out = handler(self)
-        if info.context == IDENTITY and self.psi == 1.0:
-            del out["psi"]
-        return out
+    LATER: ClassVar[dict[str, Any]] = {"psi": 1.0}
 
 
 def tempered(weights: np.ndarray, psi: float) -> np.ndarray:

@@ -63,7 +63,8 @@ class Flow(TorchFamily):
     """Conditional flow matching with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
     time_dim, x_octaves, channels, train_steps, finetune_steps, batch_size, lr, ema_decay,
     grad_clip, normalize, coupling (independent | ot), sampler (euler | midpoint), n_ode_steps,
-    conditional, classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda)."""
+    conditional, classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda),
+    negative_guidance (w, bad: synthetic | early, fraction, steps)."""
 
     purpose = "flow"
 
@@ -104,7 +105,8 @@ class Flow(TorchFamily):
     @torch.no_grad()
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """Exact-divergence change of variables, integrated backward from data to N(0, I) (a
-        conditional model's density is that of its null label, the unconditional model)."""
+        conditional model's density is that of its null label, the unconditional model; with
+        negative guidance, that of the guided field, which is what `sample` integrates)."""
         z = self.net.normalise(x)
         net = self.net.net(ema=True)
         h = 1.0 / self.p.n_ode_steps

@@ -11,6 +11,12 @@ dropped to the null label with probability `p_uncond` while training, so one net
 conditional and the unconditional model, and sampling mixes them with classifier-free guidance
 (Ho and Salimans, 2022): out = (1 + w) out(x, t, y) - w out(x, t, null), w = `guidance`.
 
+Negative guidance (`negative_guidance: {w, bad}`) samples with out = (1 + w) out - w out_bad, away
+from a bad version of the model: `synthetic`, a copy fine-tuned on the model's own samples each fit
+(self-improving diffusion, Alemohammad et al., 2024), or `early`, the EMA after a fraction of the fit
+(autoguidance, Karras et al., 2024). The outputs (eps, v or velocity) are affine in the network's
+with coefficients free of it, so guiding the output is guiding eps (or the velocity field) exactly.
+
 Training is float32 on `device` (`auto`: CUDA when present, else the CPU; random numbers are drawn
 on the CPU either way, so a GPU run sees the same draws, though not the same arithmetic); the
 families return float64 numpy arrays.
@@ -22,15 +28,16 @@ import copy
 import functools
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from selfconsume.errors import ConfigError
 from selfconsume.models.base import SamplingParams
 from selfconsume.models.nets import MLP, Network, UNet
+from selfconsume.registry import Params
 from selfconsume.seeding import Streams
 
 Tensor = torch.Tensor
@@ -43,9 +50,30 @@ DRAW_CHUNK = 1 << 16
 """Random numbers pre-drawn per replicate at a time; fixed, so a replicate's stream never depends on R."""
 
 
+class NegativeGuidance(Params):
+    """Sampling with out = (1 + w) out - w out_bad, away from a bad version of the model."""
+
+    w: float = Field(default=0.0, ge=0)
+    """Guidance weight (0: exactly the unguided sampler; no bad model is trained)."""
+    bad: Literal["synthetic", "early"] | None = Field(default=None, validate_default=True)
+    """`synthetic`: a copy fine-tuned on the model's own (unguided) samples after every fit;
+    `early`: the EMA after `fraction` of every fit's Adam steps."""
+    fraction: float = Field(default=0.25, gt=0, lt=1)
+    """`early`: the fraction of the fit's steps after which the bad model is taken."""
+    steps: int | None = Field(default=None, ge=1)
+    """`synthetic`: fine-tuning steps of the bad copy (None: finetune_steps, else train_steps)."""
+
+    @field_validator("bad")
+    @classmethod
+    def _bad_when_guided(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("w", 0.0) > 0:
+            raise ValueError("w > 0 needs a bad model (synthetic | early)")
+        return v
+
+
 class NetParams(SamplingParams):
     """Parameters shared by the torch families (network, optimiser, EMA, normalisation; psi
-    scales the initial noise of sampling)."""
+    scales the initial noise of sampling, negative_guidance steers it away from a bad model)."""
 
     hidden: int = Field(default=128, ge=1)
     depth: int = Field(default=3, ge=1)
@@ -78,6 +106,15 @@ class NetParams(SamplingParams):
     uniform over the classes."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     """Where to train and sample: `auto` is CUDA when present, else the CPU."""
+    negative_guidance: NegativeGuidance | None = None
+    """Guidance away from a bad version of the model (None: none)."""
+
+    LATER: ClassVar[dict[str, Any]] = {**SamplingParams.LATER, "negative_guidance": None}
+
+    @property
+    def guide_w(self) -> float:
+        """The negative guidance weight (0 when none is configured)."""
+        return self.negative_guidance.w if self.negative_guidance is not None else 0.0
 
     @model_validator(mode="after")
     def _conditioning(self) -> NetParams:
@@ -247,6 +284,7 @@ class BatchedNet:
             self.streams, f"{self.purpose}/init", generation, self.replicates
         )
         self._set(self.network.init(gens), None, None)
+        self.bad = [q.detach().clone() for q in self.ema] if self.p.guide_w > 0 else None
         self.shift = np.zeros((self.replicates, 1, self.dim))
         self.scale = np.ones((self.replicates, 1, self.dim))
 
@@ -265,8 +303,17 @@ class BatchedNet:
     def net(self, ema: bool = True, labels: np.ndarray | Tensor | None = None) -> Net:
         """The network bound to the EMA (for sampling) or the live parameters, and to labels
         (R, B) (None: the null label of a conditional network); with labels and guidance w > 0,
-        the classifier-free guided (1 + w) out(y) - w out(null), both halves in one pass."""
-        params = self.ema if ema else self.params
+        the classifier-free guided (1 + w) out(y) - w out(null), both halves in one pass. The EMA
+        network with negative guidance w > 0 is (1 + w) out - w out_bad (both bound alike)."""
+        good = self.bound(self.ema if ema else self.params, labels)
+        w = self.p.guide_w
+        if not ema or w == 0:
+            return good
+        bad = self.bound(self.bad, labels)
+        return lambda x, t: (1 + w) * good(x, t) - w * bad(x, t)
+
+    def bound(self, params: list[Tensor], labels: np.ndarray | Tensor | None) -> Net:
+        """The network with `params` bound to labels (classifier-free guided when w > 0)."""
         y = None if labels is None else torch.as_tensor(labels, device=self.device)
         w = self.p.guidance
         if y is None or w == 0:
@@ -305,7 +352,8 @@ class BatchedNet:
         """Run Adam steps on all replicates (`finetune_steps` when warm, else `train_steps`; a warm
         fit keeps the data scaling and Adam's moments, and restarts the EMA); return the final loss
         per replicate. A conditional network trains on `labels` (R, n), each dropped to the null
-        label with probability p_uncond.
+        label with probability p_uncond. With negative guidance from `early`, the EMA after that
+        fraction of the steps becomes the bad model.
 
         Minibatch indices are drawn with probability proportional to `weights` (an unbiased
         estimate of the weighted loss that wastes no batch slot on zero weights). The final loss
@@ -330,6 +378,7 @@ class BatchedNet:
         self.ema = [q.detach().clone() for q in self.params]
         self.ema_count = 0
         tail = max(1, steps // 10)
+        early = self._early_step(steps)
         losses = []
         uniforms = (p.batch_size, 2 if y is None else 3)
         for step, (u, z) in enumerate(
@@ -350,9 +399,32 @@ class BatchedNet:
                 clip_per_replicate(self.params, p.grad_clip)
             self.opt.step()
             self._update_ema()
+            if step + 1 == early:
+                self.bad = [e.detach().clone() for e in self.ema]
             if step >= steps - tail:
                 losses.append(loss.detach())
         return {"loss": torch.stack(losses).mean(dim=0).double().cpu().numpy()}
+
+    def _early_step(self, steps: int) -> int | None:
+        """The step after which the EMA is the `early` bad model (None: no such model)."""
+        g = self.p.negative_guidance
+        if g is None or g.w == 0 or g.bad != "early":
+            return None
+        return max(1, round(g.fraction * steps))
+
+    def fine_tuned_bad(
+        self, x: np.ndarray, labels: np.ndarray | None, generation: int, loss_fn: LossFn
+    ) -> None:
+        """The `synthetic` bad model: the EMA of a copy of this network fine-tuned (warm, its own
+        random streams) on x, the network's own samples; this network is left as it was."""
+        g = self.p.negative_guidance
+        steps = g.steps or self.p.finetune_steps or self.p.train_steps
+        twin = copy.copy(self)
+        twin.p = self.p.model_copy(update={"finetune_steps": steps})
+        twin.purpose = f"{self.purpose}/bad"
+        twin.load_state_dict(self.state_dict())
+        twin.train(x, None, generation, loss_fn, True, labels)
+        self.bad = twin.ema
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -370,12 +442,14 @@ class BatchedNet:
             "opt": to_cpu(self.opt.state_dict()),
             "shift": self.shift.copy(),
             "scale": self.scale.copy(),
-        }
+        } | ({} if self.bad is None else {"bad": to_cpu(self.bad)})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._set(state["params"], state["ema"], state["opt"])
         self.ema_count = int(state["ema_count"])
         self.shift, self.scale = np.asarray(state["shift"]), np.asarray(state["scale"])
+        if self.p.guide_w > 0:
+            self.bad = [q.detach().to(self.device, copy=True) for q in state["bad"]]
 
 
 class TorchFamily:
@@ -415,7 +489,18 @@ class TorchFamily:
         keeps the data scaling."""
         if not warm:
             self.net.reset(generation)
-        return self.net.train(x, weights, generation, self.loss, warm, labels)
+        out = self.net.train(x, weights, generation, self.loss, warm, labels)
+        g = self.p.negative_guidance
+        if g is not None and g.w > 0 and g.bad == "synthetic":
+            own = self.sample(
+                x.shape[1],
+                self.net.streams.per_replicate(f"{self.purpose}/bad", generation),
+                generation,
+                labels,
+                self.net.bound(self.net.ema, labels),
+            )
+            self.net.fine_tuned_bad(own, labels, generation, self.loss)
+        return out
 
     def prompts(self, n: int, rng: Any) -> np.ndarray:
         return self.net.prompts(n, rng)
