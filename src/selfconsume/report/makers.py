@@ -4,4 +4,5 @@ from selfconsume.report import warmup  # noqa: F401  # isort: skip
 from selfconsume.report import scatter  # noqa: F401  # isort: skip
 from selfconsume.report import images  # noqa: F401  # isort: skip
 from selfconsume.report import curation  # noqa: F401  # isort: skip
+from selfconsume.report import stability_map  # noqa: F401  # isort: skip
 from selfconsume.report import curves  # noqa: F401  # isort: skip

@@ -1,0 +1,154 @@
+"""The stability map: W2(last) / W2(0) over a two-key numeric sweep, as a heat map.
+
+It applies to an experiment whose runs form a complete grid over exactly two numeric swept keys
+(a key fixed by another, such as scheme.n_synthetic by scheme.lam, counts once) and store `w2` (or
+else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates of the paired
+ratio W2(last) / W2(0) with its 95% interval; below 1 the loop contracts towards the data (the
+stability theorem of Bertrand et al., ICLR 2024), above 1 it drifts away. The contour marks 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.ticker import FuncFormatter
+
+from selfconsume.report.base import Experiment, Figure, figure_maker, mean_se, save
+from selfconsume.store.reader import flatten, swept_keys
+
+METRICS = ("w2", "sliced_w2")
+AXIS_NAMES = {
+    "scheme.lam": "λ (synthetic samples per real one)",
+    "model.params.train_steps": "generation-0 training steps",
+    "model.params.start_scale": "p₀'s std ÷ p_data's (start_scale)",
+    "model.params.start_shift": "p₀'s mean shift (start_shift)",
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def grid_keys(exp: Experiment) -> tuple[str, str] | None:
+    """(x key, y key) of a complete two-key numeric grid (λ on x when swept), or None.
+
+    Keys whose values determine each other across the runs (lam and its n_synthetic) are one axis,
+    named by the first of them."""
+    flats = [flatten(r.config) for r in exp.runs]
+    keys = swept_keys([r.record for r in exp.runs])
+    if not keys or not all(_is_number(f.get(k)) for f in flats for k in keys):
+        return None
+    axes: list[str] = []
+    for key in keys:
+        pattern = [f[key] for f in flats]
+        if not any(_same_partition(pattern, [f[a] for f in flats]) for a in axes):
+            axes.append(key)
+    if len(axes) != 2:
+        return None
+    cells = {(f[axes[0]], f[axes[1]]) for f in flats}
+    sizes = [len({f[a] for f in flats}) for a in axes]
+    if len(cells) != len(flats) or len(cells) != sizes[0] * sizes[1]:
+        return None
+    x, y = axes
+    return (y, x) if y == "scheme.lam" else (x, y)
+
+
+def _same_partition(a: list[Any], b: list[Any]) -> bool:
+    """Whether two value lists induce the same grouping of the runs (one determines the other)."""
+    return len(set(a)) == len(set(zip(a, b, strict=True))) == len(set(b))
+
+
+def _metric(exp: Experiment) -> str | None:
+    """The W2-type metric every run stores at generation 0 and at least one later generation."""
+    for name in METRICS:
+        if all(name in r.metrics and r.metrics[name].shape[0] > 1 for r in exp.runs):
+            return name
+    return None
+
+
+def ratio_grid(
+    exp: Experiment, x_key: str, y_key: str, metric: str
+) -> tuple[list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
+    """x values, y values, the mean ratio W2(last) / W2(0) (Y, X), its 95% half-width, and the mean
+    W2(0) of each y row."""
+    xs = sorted({flatten(r.config)[x_key] for r in exp.runs})
+    ys = sorted({flatten(r.config)[y_key] for r in exp.runs})
+    mean, half = np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)))
+    start = np.zeros(len(ys))
+    for run in exp.runs:
+        flat = flatten(run.config)
+        i, j = ys.index(flat[y_key]), xs.index(flat[x_key])
+        values = run.metrics[metric]
+        ratio = (values[-1] / values[0])[None]
+        m, se = mean_se(ratio)
+        mean[i, j], half[i, j] = m[0], 1.96 * se[0]
+        start[i] += np.nanmean(values[0]) / len(xs)
+    return xs, ys, mean, half, start
+
+
+def _number(value: float) -> str:
+    """Two decimals, or one significant digit in scientific notation below 0.01."""
+    return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.0e}"
+
+
+def _tick(value: float) -> str:
+    return f"{value:g}"
+
+
+def _draw(exp: Experiment, x_key: str, y_key: str, metric: str, out: Path) -> Figure:
+    xs, ys, mean, half, start = ratio_grid(exp, x_key, y_key, metric)
+    last = exp.runs[0].metrics[metric].shape[0] - 1
+    log_ratio = np.log10(mean)
+    norm = TwoSlopeNorm(0.0, min(np.nanmin(log_ratio), -0.2), max(np.nanmax(log_ratio), 0.2))
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 3.2, 0.75 * len(ys) + 2.2))
+    image = ax.imshow(log_ratio, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
+    bar = fig.colorbar(image, ax=ax, format=FuncFormatter(lambda v, _: f"{10**v:.2g}"))
+    bar.set_label(f"{metric}(generation {last}) / {metric}(0)")
+    crosses = np.nanmin(mean) < 1 < np.nanmax(mean)
+    if crosses:
+        ax.contour(np.arange(len(xs)), np.arange(len(ys)), log_ratio, levels=[0.0], colors="k")
+    replicated = np.any(half > 0)
+    for (i, j), value in np.ndenumerate(mean):
+        text = _number(value) + (f"\n±{_number(half[i, j])}" if replicated else "")
+        dark = abs(norm(log_ratio[i, j]) - 0.5) > 0.3
+        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
+    ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
+    ax.set_yticks(
+        range(len(ys)),
+        [f"{_tick(v)}\n{metric}(0) = {w:.2g}" for v, w in zip(ys, start, strict=True)],
+    )
+    ax.set_xlabel(AXIS_NAMES.get(x_key, x_key))
+    ax.set_ylabel(AXIS_NAMES.get(y_key, y_key))
+    ax.set_title(f"{exp.name}: does the loop contract?", fontsize=9)
+    where = "the black contour is ratio 1" if crosses else _verdict(mean)
+    return save(
+        fig,
+        exp.path(out, "map"),
+        f"{exp.name}: stability map",
+        f"{metric} to the data at generation {last} over {metric} at generation 0, mean over "
+        f"replicates of the paired ratio"
+        + (" ± its 95% interval" if replicated else "")
+        + f"; blue cells contract (ratio < 1), red ones drift away; {where}. Each row's label "
+        f"gives its mean {metric}(0), the first model's error.",
+    )
+
+
+def _verdict(mean: np.ndarray) -> str:
+    return "every cell contracts" if np.nanmax(mean) < 1 else "no cell contracts"
+
+
+@figure_maker
+def stability_map(exp: Experiment, out: Path) -> list[Figure]:
+    """The heat map of W2(last) / W2(0) over a two-key numeric sweep (see the module doc)."""
+    keys = grid_keys(exp)
+    metric = _metric(exp) if keys else None
+    if keys is None or metric is None:
+        return []
+    return [_draw(exp, *keys, metric, out)]
