@@ -131,7 +131,7 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
                 label = "K → ∞" + ("" if lam is None else f", λ = {lam:g}")
                 ax.plot(limit[metric], ls=":", lw=1.2, color="k", label=label)
             if tilt is not None:
-                label = "p₀ e^{tβr} / Z: KL-regularised optimum, coefficient 1/(tβ)"
+                label = "p₀ exp(tβr) / Z: KL-regularised optimum, coefficient 1/(tβ)"
                 ax.plot(tilt[metric], "o", mfc="none", mec="k", ms=5, label=label)
         axes[1].axhline(exact["best"], color="grey", lw=0.6)
     for ax, metric in zip(axes, PANELS, strict=True):

@@ -1,8 +1,8 @@
 """The stability map: W2(last) / W2(0) over a two-key numeric sweep, as a heat map.
 
 It applies to an experiment whose runs form a complete grid over exactly two numeric swept keys
-(a key fixed by another, such as scheme.n_synthetic by scheme.lam, counts once) and store `w2` (or
-else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates of the paired
+(a key the others fix, such as scheme.n_synthetic = lam n_real, is derived, not a third) and
+store `w2` (or else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates of the paired
 ratio W2(last) / W2(0) with its 95% interval; below 1 the loop contracts towards the data (the
 stability theorem of Bertrand et al., ICLR 2024), above 1 it drifts away. The contour marks 1.
 """
@@ -39,16 +39,15 @@ def _is_number(value: Any) -> bool:
 def grid_keys(exp: Experiment) -> tuple[str, str] | None:
     """(x key, y key) of a complete two-key numeric grid (λ on x when swept), or None.
 
-    Keys whose values determine each other across the runs (lam and its n_synthetic) are one axis,
-    named by the first of them."""
+    A key whose value the axes before it fix in every run (scheme.n_synthetic, fixed by scheme.lam
+    and data.n_real) is derived, not an axis."""
     flats = [flatten(r.config) for r in exp.runs]
     keys = swept_keys([r.record for r in exp.runs])
     if not keys or not all(_is_number(f.get(k)) for f in flats for k in keys):
         return None
     axes: list[str] = []
     for key in keys:
-        pattern = [f[key] for f in flats]
-        if not any(_same_partition(pattern, [f[a] for f in flats]) for a in axes):
+        if not _determined(flats, axes, key):
             axes.append(key)
     if len(axes) != 2:
         return None
@@ -60,9 +59,13 @@ def grid_keys(exp: Experiment) -> tuple[str, str] | None:
     return (y, x) if y == "scheme.lam" else (x, y)
 
 
-def _same_partition(a: list[Any], b: list[Any]) -> bool:
-    """Whether two value lists induce the same grouping of the runs (one determines the other)."""
-    return len(set(a)) == len(set(zip(a, b, strict=True))) == len(set(b))
+def _determined(flats: list[dict[str, Any]], axes: list[str], key: str) -> bool:
+    """Whether the values of `axes` fix the value of `key` in every run (n_synthetic by lam and
+    n_real): then `key` is derived, not an axis of its own."""
+    if not axes:
+        return False
+    given = [tuple(f[a] for a in axes) for f in flats]
+    return len(set(given)) == len(set(zip(given, (f[key] for f in flats), strict=True)))
 
 
 def _metric(exp: Experiment) -> str | None:
