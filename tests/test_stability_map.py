@@ -129,6 +129,19 @@ def test_map_applies_to_nothing_else(store_path, tmp_path, change):
     assert stability_map(exp, tmp_path) == []
 
 
+def test_a_start_at_the_data_has_no_ratio(store_path, tmp_path):
+    raw = copy.deepcopy(GRID) | {"replicates": 1}
+    raw["model"]["params"] = {"start_shift": 0.0}
+    raw["sweep"]["model.params.start_scale"] = [1.0, 2.0]
+    store = run_store(raw, store_path)
+    (exp,) = load_experiments(store)
+    _, ys, mean, _, start = ratio_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
+    assert ys == [1.0, 2.0] and start[0] == 0.0
+    assert np.all(np.isnan(mean[0])) and np.all(mean[1] < 1)
+    (figure,) = stability_map(exp, tmp_path)
+    assert figure.path.is_file()
+
+
 def test_map_needs_a_complete_grid(store_path, tmp_path):
     store = run_store(GRID | {"replicates": 1}, store_path)
     (exp,) = load_experiments(store)

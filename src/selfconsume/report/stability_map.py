@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FuncFormatter
 
-from selfconsume.report.base import Experiment, Figure, figure_maker, mean_se, save
+from selfconsume.report.base import Experiment, Figure, figure_maker, save
 from selfconsume.store.reader import flatten, swept_keys
 
 METRICS = ("w2", "sliced_w2")
@@ -79,8 +79,8 @@ def _metric(exp: Experiment) -> str | None:
 def ratio_grid(
     exp: Experiment, x_key: str, y_key: str, metric: str
 ) -> tuple[list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
-    """x values, y values, the mean ratio W2(last) / W2(0) (Y, X), its 95% half-width, and the mean
-    W2(0) of each y row."""
+    """x values, y values, the mean ratio W2(last) / W2(0) over replicates (Y, X; NaN where W2(0)
+    is 0), its 95% half-width (normal, from the standard error), and the mean W2(0) of each row."""
     xs = sorted({flatten(r.config)[x_key] for r in exp.runs})
     ys = sorted({flatten(r.config)[y_key] for r in exp.runs})
     mean, half = np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)))
@@ -89,10 +89,14 @@ def ratio_grid(
         flat = flatten(run.config)
         i, j = ys.index(flat[y_key]), xs.index(flat[x_key])
         values = run.metrics[metric]
-        ratio = (values[-1] / values[0])[None]
-        m, se = mean_se(ratio)
-        mean[i, j], half[i, j] = m[0], 1.96 * se[0]
-        start[i] += np.nanmean(values[0]) / len(xs)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = values[-1] / values[0]
+        ratio = ratio[np.isfinite(ratio)]  # a start with W2(0) = 0 has no ratio
+        if ratio.size:
+            mean[i, j] = ratio.mean()
+        if ratio.size > 1:
+            half[i, j] = 1.96 * ratio.std(ddof=1) / np.sqrt(ratio.size)
+        start[i] += values[0].mean() / len(xs)
     return xs, ys, mean, half, start
 
 
@@ -119,6 +123,9 @@ def _draw(exp: Experiment, x_key: str, y_key: str, metric: str, out: Path) -> Fi
         ax.contour(np.arange(len(xs)), np.arange(len(ys)), log_ratio, levels=[0.0], colors="k")
     replicated = np.any(half > 0)
     for (i, j), value in np.ndenumerate(mean):
+        if np.isnan(value):
+            ax.text(j, i, "W₂(0) = 0", ha="center", va="center", fontsize=7)
+            continue
         text = _number(value) + (f"\n±{_number(half[i, j])}" if replicated else "")
         dark = abs(norm(log_ratio[i, j]) - 0.5) > 0.3
         ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
@@ -152,6 +159,6 @@ def stability_map(exp: Experiment, out: Path) -> list[Figure]:
     """The heat map of W2(last) / W2(0) over a two-key numeric sweep (see the module doc)."""
     keys = grid_keys(exp)
     metric = _metric(exp) if keys else None
-    if keys is None or metric is None:
+    if keys is None or metric is None or np.all(np.isnan(ratio_grid(exp, *keys, metric)[2])):
         return []
     return [_draw(exp, *keys, metric, out)]
