@@ -15,7 +15,7 @@ from selfconsume.loop.run import run_config
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
 from selfconsume.plan import load, resolve
 from selfconsume.report.html import load_experiments
-from selfconsume.report.stability_map import grid_keys, ratio_grid, stability_map
+from selfconsume.report.stability_map import grid_keys, paired_grid, stability_map
 from selfconsume.seeding import Streams
 from selfconsume.store.sqlite import Store
 from selfconsume.theory.stability import population_mix_moments, population_mix_w2
@@ -81,7 +81,7 @@ def test_map_draws_the_paired_ratio_over_the_grid(store_path, tmp_path):
     store = run_store(GRID | {"replicates": 1}, store_path)
     (exp,) = load_experiments(store)
     assert grid_keys(exp) == ("scheme.lam", "model.params.start_scale")  # n_synthetic folds in
-    xs, ys, mean, half, start = ratio_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
+    xs, ys, mean, half, start = paired_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
     assert xs == [0.5, 2.0, 8.0] and ys == [0.5, 3.0]
     for (i, j), value in np.ndenumerate(mean):
         w2 = [population_mix_w2(t, xs[j], 1.0, ys[i], [0.5], [[4.0]]) for t in (0, 3)]
@@ -104,13 +104,15 @@ def test_map_interval_is_the_replicates_standard_error(store_path):
     store = run_store(raw, store_path)
     (exp,) = load_experiments(store)
     assert grid_keys(exp) == ("scheme.lam", "data.n_real")
-    _, _, mean, half, _ = ratio_grid(exp, "scheme.lam", "data.n_real", "w2")
+    _, _, mean, half, _ = paired_grid(exp, "scheme.lam", "data.n_real", "w2")
     run = next(
         r for r in exp.runs if r.config["scheme"]["lam"] == 4.0 and r.config["data"]["n_real"] == 5
     )
     ratio = run.metrics["w2"][-1] / run.metrics["w2"][0]
     assert mean[0, 1] == pytest.approx(ratio.mean())
     assert half[0, 1] == pytest.approx(1.96 * ratio.std(ddof=1) / np.sqrt(6)) and half[0, 1] > 0
+    _, _, diff, _, start = paired_grid(exp, "scheme.lam", "data.n_real", "w2", ratio=False)
+    assert diff[0, 1] == pytest.approx((run.metrics["w2"][-1] - run.metrics["w2"][0]).mean())
 
 
 @pytest.mark.parametrize(
@@ -135,7 +137,7 @@ def test_a_start_at_the_data_has_no_ratio(store_path, tmp_path):
     raw["sweep"]["model.params.start_scale"] = [1.0, 2.0]
     store = run_store(raw, store_path)
     (exp,) = load_experiments(store)
-    _, ys, mean, _, start = ratio_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
+    _, ys, mean, _, start = paired_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
     assert ys == [1.0, 2.0] and start[0] == 0.0
     assert np.all(np.isnan(mean[0])) and np.all(mean[1] < 1)
     (figure,) = stability_map(exp, tmp_path)
@@ -160,3 +162,4 @@ def test_presets_run_at_quick_scale_and_draw_the_map(preset, store_path, tmp_pat
     (figure,) = stability_map(exp, tmp_path)
     assert figure.path.is_file()
     assert grid_keys(exp)[0] == "scheme.lam"
+    assert ("high-quality fraction" in figure.caption) == (preset == "stability-map")

@@ -2,9 +2,12 @@
 
 It applies to an experiment whose runs form a complete grid over exactly two numeric swept keys
 (a key the others fix, such as scheme.n_synthetic = lam n_real, is derived, not a third) and
-store `w2` (or else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates of the paired
-ratio W2(last) / W2(0) with its 95% interval; below 1 the loop contracts towards the data (the
-stability theorem of Bertrand et al., ICLR 2024), above 1 it drifts away. The contour marks 1.
+store `w2` (or else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates
+of the paired ratio W2(last) / W2(0) with its 95% interval; below 1 the loop contracts towards the
+data (the stability theorem of Bertrand et al., ICLR 2024), above 1 it drifts away. The contour
+marks 1. Runs that store `high_quality` (mixtures with modes) get a second panel, its paired change
+last minus first: W2 on a finite test set has a sampling floor and can miss samples leaving the
+modes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from selfconsume.report.base import Experiment, Figure, figure_maker, save
 from selfconsume.store.reader import flatten, swept_keys
 
 METRICS = ("w2", "sliced_w2")
+DIFFERENCES = ("high_quality",)
+"""Metrics drawn beside the W2 map as last minus first generation, when every run stores them."""
 AXIS_NAMES = {
     "scheme.lam": "λ (synthetic samples per real one)",
     "model.params.train_steps": "generation-0 training steps",
@@ -70,17 +75,15 @@ def _determined(flats: list[dict[str, Any]], axes: list[str], key: str) -> bool:
 
 def _metric(exp: Experiment) -> str | None:
     """The W2-type metric every run stores at generation 0 and at least one later generation."""
-    for name in METRICS:
-        if all(name in r.metrics and r.metrics[name].shape[0] > 1 for r in exp.runs):
-            return name
-    return None
+    return next((name for name in METRICS if _stored(exp, name)), None)
 
 
-def ratio_grid(
-    exp: Experiment, x_key: str, y_key: str, metric: str
+def paired_grid(
+    exp: Experiment, x_key: str, y_key: str, metric: str, ratio: bool = True
 ) -> tuple[list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
-    """x values, y values, the mean ratio W2(last) / W2(0) over replicates (Y, X; NaN where W2(0)
-    is 0), its 95% half-width (normal, from the standard error), and the mean W2(0) of each row."""
+    """x values, y values, the mean over replicates of the paired change of `metric`, last over
+    first generation (ratio) or last minus first (Y, X; NaN where a ratio's first value is 0), its
+    95% half-width (normal, from the standard error), and the mean first value of each y row."""
     xs = sorted({flatten(r.config)[x_key] for r in exp.runs})
     ys = sorted({flatten(r.config)[y_key] for r in exp.runs})
     mean, half = np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)))
@@ -90,12 +93,12 @@ def ratio_grid(
         i, j = ys.index(flat[y_key]), xs.index(flat[x_key])
         values = run.metrics[metric]
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = values[-1] / values[0]
-        ratio = ratio[np.isfinite(ratio)]  # a start with W2(0) = 0 has no ratio
-        if ratio.size:
-            mean[i, j] = ratio.mean()
-        if ratio.size > 1:
-            half[i, j] = 1.96 * ratio.std(ddof=1) / np.sqrt(ratio.size)
+            change = values[-1] / values[0] if ratio else values[-1] - values[0]
+        change = change[np.isfinite(change)]  # a start with W2(0) = 0 has no ratio
+        if change.size:
+            mean[i, j] = change.mean()
+        if change.size > 1:
+            half[i, j] = 1.96 * change.std(ddof=1) / np.sqrt(change.size)
         start[i] += values[0].mean() / len(xs)
     return xs, ys, mean, half, start
 
@@ -109,45 +112,79 @@ def _tick(value: float) -> str:
     return f"{value:g}"
 
 
-def _draw(exp: Experiment, x_key: str, y_key: str, metric: str, out: Path) -> Figure:
-    xs, ys, mean, half, start = ratio_grid(exp, x_key, y_key, metric)
+def _panel(
+    fig: Any, ax: Any, exp: Experiment, keys: tuple[str, str], metric: str, ratio: bool
+) -> bool:
+    """One heat map: the paired ratio on a log scale centred at 1 (blue below), or the difference
+    centred at 0 (blue above: `high_quality` rises); the contour marks no change. Returns whether
+    the map crosses it."""
+    xs, ys, mean, half, start = paired_grid(exp, *keys, metric, ratio)
     last = exp.runs[0].metrics[metric].shape[0] - 1
-    log_ratio = np.log10(mean)
-    norm = TwoSlopeNorm(0.0, min(np.nanmin(log_ratio), -0.2), max(np.nanmax(log_ratio), 0.2))
-    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 3.2, 0.75 * len(ys) + 2.2))
-    image = ax.imshow(log_ratio, cmap="RdBu_r", norm=norm, origin="lower", aspect="auto")
-    bar = fig.colorbar(image, ax=ax, format=FuncFormatter(lambda v, _: f"{10**v:.2g}"))
-    bar.set_label(f"{metric}(generation {last}) / {metric}(0)")
-    crosses = np.nanmin(mean) < 1 < np.nanmax(mean)
+    shown, centre, cmap = (np.log10(mean), 1.0, "RdBu_r") if ratio else (mean, 0.0, "RdBu")
+    margin = 0.2 if ratio else 0.05
+    norm = TwoSlopeNorm(0.0, min(np.nanmin(shown), -margin), max(np.nanmax(shown), margin))
+    image = ax.imshow(shown, cmap=cmap, norm=norm, origin="lower", aspect="auto")
+    form = FuncFormatter(lambda v, _: f"{10**v:.2g}") if ratio else None
+    bar = fig.colorbar(image, ax=ax, format=form)
+    bar.set_label(f"{metric}({last}) / {metric}(0)" if ratio else f"{metric}({last}) − {metric}(0)")
+    crosses = bool(np.nanmin(mean) < centre < np.nanmax(mean))
     if crosses:
-        ax.contour(np.arange(len(xs)), np.arange(len(ys)), log_ratio, levels=[0.0], colors="k")
-    replicated = np.any(half > 0)
+        ax.contour(np.arange(len(xs)), np.arange(len(ys)), shown, levels=[0.0], colors="k")
     for (i, j), value in np.ndenumerate(mean):
         if np.isnan(value):
-            ax.text(j, i, "W₂(0) = 0", ha="center", va="center", fontsize=7)
+            ax.text(j, i, f"{metric}(0) = 0", ha="center", va="center", fontsize=7)
             continue
-        text = _number(value) + (f"\n±{_number(half[i, j])}" if replicated else "")
-        dark = abs(norm(log_ratio[i, j]) - 0.5) > 0.3
-        ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w" if dark else "k")
+        text = _number(value) + (f"\n±{_number(half[i, j])}" if half[i, j] > 0 else "")
+        ax.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="w" if abs(norm(shown[i, j]) - 0.5) > 0.3 else "k",
+            fontweight="bold" if abs(value - centre) > half[i, j] else "normal",
+        )
     ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
     ax.set_yticks(
         range(len(ys)),
         [f"{_tick(v)}\n{metric}(0) = {w:.2g}" for v, w in zip(ys, start, strict=True)],
     )
-    ax.set_xlabel(AXIS_NAMES.get(x_key, x_key))
-    ax.set_ylabel(AXIS_NAMES.get(y_key, y_key))
-    ax.set_title(f"{exp.name}: does the loop contract?", fontsize=9)
-    where = "the black contour is ratio 1" if crosses else _verdict(mean)
-    return save(
-        fig,
-        exp.path(out, "map"),
-        f"{exp.name}: stability map",
-        f"{metric} to the data at generation {last} over {metric} at generation 0, mean over "
-        f"replicates of the paired ratio"
-        + (" ± its 95% interval" if replicated else "")
-        + f"; blue cells contract (ratio < 1), red ones drift away; {where}. Each row's label "
-        f"gives its mean {metric}(0), the first model's error.",
+    ax.set_xlabel(AXIS_NAMES.get(keys[0], keys[0]))
+    ax.set_ylabel(AXIS_NAMES.get(keys[1], keys[1]))
+    return crosses
+
+
+def _draw(exp: Experiment, keys: tuple[str, str], metric: str, out: Path) -> Figure:
+    panels = [(metric, True)] + [(m, False) for m in DIFFERENCES if _stored(exp, m)]
+    xs, ys = (len({flatten(r.config)[k] for r in exp.runs}) for k in keys)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(len(panels) * (1.1 * xs + 3.4), 0.75 * ys + 2.2), squeeze=False
     )
+    crosses = [
+        _panel(fig, ax, exp, keys, *panel) for ax, panel in zip(axes[0], panels, strict=True)
+    ]
+    _, _, mean, half, _ = paired_grid(exp, *keys, metric)
+    where = "the black contour marks no change" if any(crosses) else _verdict(mean)
+    axes[0, 0].set_title(f"{exp.name}: does the loop contract?", fontsize=9)
+    caption = (
+        f"Left: {metric} to the data at the last generation over {metric} at generation 0, the "
+        "mean over replicates of the paired ratio ± its 95% interval (bold: the interval excludes "
+        "no change); blue cells contract, red ones drift away. Each row's label gives its mean "
+        f"{metric}(0), the first model's error; {where}."
+    )
+    if len(panels) > 1:
+        axes[0, 1].set_title("high-quality fraction, last − first generation", fontsize=9)
+        caption += (
+            " Right: the paired change of the high-quality fraction (samples within 3 std of a "
+            "mode), blue up, red down."
+        )
+    return save(fig, exp.path(out, "map"), f"{exp.name}: stability map", caption)
+
+
+def _stored(exp: Experiment, metric: str) -> bool:
+    """Whether every run stores `metric` at generation 0 and at least one later generation."""
+    return all(metric in r.metrics and r.metrics[metric].shape[0] > 1 for r in exp.runs)
 
 
 def _verdict(mean: np.ndarray) -> str:
@@ -159,6 +196,6 @@ def stability_map(exp: Experiment, out: Path) -> list[Figure]:
     """The heat map of W2(last) / W2(0) over a two-key numeric sweep (see the module doc)."""
     keys = grid_keys(exp)
     metric = _metric(exp) if keys else None
-    if keys is None or metric is None or np.all(np.isnan(ratio_grid(exp, *keys, metric)[2])):
+    if keys is None or metric is None or np.all(np.isnan(paired_grid(exp, *keys, metric)[2])):
         return []
-    return [_draw(exp, *keys, metric, out)]
+    return [_draw(exp, keys, metric, out)]
