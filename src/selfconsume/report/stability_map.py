@@ -143,7 +143,7 @@ def _panel(
             va="center",
             fontsize=7,
             color="w" if abs(norm(shown[i, j]) - 0.5) > 0.3 else "k",
-            fontweight="bold" if abs(value - centre) > half[i, j] else "normal",
+            fontweight="bold" if 0 < half[i, j] < abs(value - centre) else "normal",
         )
     ax.set_xticks(range(len(xs)), [_tick(v) for v in xs])
     ax.set_yticks(
@@ -167,10 +167,11 @@ def _draw(exp: Experiment, keys: tuple[str, str], metric: str, out: Path) -> Fig
     _, _, mean, half, _ = paired_grid(exp, *keys, metric)
     where = "the black contour marks no change" if any(crosses) else _verdict(mean)
     axes[0, 0].set_title(f"{exp.name}: does the loop contract?", fontsize=9)
+    interval = " ± its 95% interval (bold: the interval excludes no change)"
     caption = (
         f"Left: {metric} to the data at the last generation over {metric} at generation 0, the "
-        "mean over replicates of the paired ratio ± its 95% interval (bold: the interval excludes "
-        "no change); blue cells contract, red ones drift away. Each row's label gives its mean "
+        f"mean over replicates of the paired ratio{interval if np.any(half > 0) else ''}; blue "
+        "cells contract, red ones drift away. Each row's label gives its mean "
         f"{metric}(0), the first model's error; {where}."
     )
     if len(panels) > 1:
