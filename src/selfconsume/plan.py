@@ -146,6 +146,18 @@ def check(cfg: Config) -> None:
             raise ConfigError("curation.k: k = .inf is only defined in population mode")
     if cfg.model.population:
         _check_population(cfg, probe, source)
+    else:
+        _check_population_only(cfg.model.params)
+
+
+def _check_population_only(params: Any) -> None:
+    """A param the family reads only in population mode (its `population_only`), set away from
+    its default in a sampled run, would change nothing: bad input."""
+    for key in getattr(params, "population_only", ()):
+        if getattr(params, key) != type(params).model_fields[key].default:
+            raise ConfigError(
+                f"model.params.{key}: only read in population mode (model.population)"
+            )
 
 
 def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:

@@ -10,9 +10,10 @@ distribution sampled, N(mean, psi^2 cov): `replace` gives sigma_{t+1} = psi sigm
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
 from selfconsume.data.base import KnownMoments
 from selfconsume.errors import ConfigError
@@ -20,9 +21,21 @@ from selfconsume.models.base import MODELS, SamplingParams, Streams
 
 
 class GaussianModelParams(SamplingParams):
+    population_only: ClassVar[tuple[str, ...]] = ("start_shift", "start_scale")
+    """Params that only population mode reads (set elsewhere, they are refused as bad input)."""
+    LATER: ClassVar[dict[str, Any]] = {
+        **SamplingParams.LATER,
+        "start_shift": 0.0,
+        "start_scale": 1.0,
+    }
+
     estimator: Literal["unbiased", "mle"] = "unbiased"
     population_target: Literal["exact", "empirical"] = "exact"
     """What population mode takes as p_data: the source's `moments()`, or the real set's."""
+    start_shift: float = 0.0
+    """Population mode: p_0's mean moved by this much along every axis (a misspecified start)."""
+    start_scale: float = Field(default=1.0, gt=0)
+    """Population mode: p_0's covariance times start_scale² (a misspecified start)."""
 
 
 MomentStats = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -81,7 +94,8 @@ def weighted_moments(
 @MODELS.register("gaussian", GaussianModelParams)
 class GaussianModel:
     """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle,
-    population_target = exact | empirical, psi (samples mean + psi * the std noise)."""
+    population_target = exact | empirical, psi (samples mean + psi * the std noise),
+    start_shift and start_scale (population p_0)."""
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = False
@@ -92,6 +106,7 @@ class GaussianModel:
         self.unbiased = params.estimator == "unbiased"
         self.target = params.population_target
         self.psi = params.psi
+        self.start_shift, self.start_scale = params.start_shift, params.start_scale
         self.dim = dim
         self.mean = np.zeros((replicates, dim))
         self.cov = np.broadcast_to(np.eye(dim), (replicates, dim, dim)).copy()
@@ -151,11 +166,14 @@ class GaussianModel:
         return np.tile(mean, (r, 1)), np.tile(cov, (r, 1, 1))
 
     def population_start(self, real: np.ndarray, source: Any) -> None:
-        """p_0 of population mode: the exact p_data, or (empirical) the fit of the real set."""
+        """p_0 of population mode: the exact p_data, or (empirical) the fit of the real set, with
+        its mean moved by start_shift and its covariance scaled by start_scale²."""
         if self.target == "empirical":
             self.fit(real, None, 0, False)
         else:
             self.mean, self.cov = self._data_moments(real, source)
+        self.mean = self.mean + self.start_shift
+        self.cov = self.cov * self.start_scale**2
 
     def population_step(
         self, real: np.ndarray, lam: float | None, curation: Any, source: Any

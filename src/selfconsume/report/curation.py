@@ -2,6 +2,8 @@
 
 For discrete runs the exact population update (selfconsume.theory.curation) is drawn dashed from
 p_0 = p_data, with the K -> inf limit dotted; sampled runs should follow it within their interval.
+Without real data the K -> inf limit has a closed form, p_t ∝ p_data e^{t beta r} (the RLHF
+optimum at KL coefficient 1/(t beta)), drawn as open circles on the dotted line.
 The update needs the reward of every state: it is rebuilt only for the analytic built-in kinds
 (ANALYTIC_REWARDS), so that drawing a report never imports a user's `callable` reward.
 """
@@ -85,6 +87,16 @@ def _exact_stats(cfg: dict[str, Any], generations: int, k: float | None = None) 
     return stats | {"best": np.exp(cur.beta * rewards.max())}
 
 
+def rlhf_stats(cfg: dict[str, Any], generations: int) -> dict:
+    """Reward statistics of the closed-form K → ∞ limit of pure curation, p_t ∝ p_data e^{t β r}
+    (the KL-regularised optimum at coefficient 1/(t β)), t = 0..generations (each (G+1,))."""
+    p_data, cur, rewards = _setting(cfg)
+    probs = np.array(
+        [theory.iterated_tilt(p_data, rewards, cur.beta, t) for t in range(generations + 1)]
+    )
+    return exact_reward_stats(probs, rewards, cur.beta)
+
+
 def _curated(exp: Experiment, metric: str) -> list[RunData]:
     return [r for r in exp.runs if r.config.get("curation") and metric in r.metrics]
 
@@ -110,11 +122,17 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
         if run.config["curation"]["kind"] == "bradley_terry" and lam not in limits_drawn:
             limits_drawn.add(lam)
             limit = _exact_stats(run.config, generations, k=float("inf"))
+        tilt = None
+        if limit is not None and lam is None and np.isfinite(run.config["curation"]["beta"]):
+            tilt = rlhf_stats(run.config, generations)
         for ax, metric in zip(axes, PANELS, strict=True):
             ax.plot(exact[metric], ls="--", lw=1, color=color)
             if limit is not None:
                 label = "K → ∞" + ("" if lam is None else f", λ = {lam:g}")
                 ax.plot(limit[metric], ls=":", lw=1.2, color="k", label=label)
+            if tilt is not None:
+                label = "p₀ exp(tβr) / Z: KL-regularised optimum, coefficient 1/(tβ)"
+                ax.plot(tilt[metric], "o", mfc="none", mec="k", ms=5, label=label)
         axes[1].axhline(exact["best"], color="grey", lw=0.6)
     for ax, metric in zip(axes, PANELS, strict=True):
         ax.set(xlabel="generation", title=metric)
@@ -127,7 +145,9 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
             f"{exp.name}: reward under curated retraining",
             "Mean over replicates with its 95% interval, one colour per run. Discrete runs with an "
             "analytic reward: the exact population update from p_data dashed, its K → ∞ limit "
-            "dotted, e^{β r*} in grey.",
+            "dotted, e^{β r*} in grey. Open circles: the closed form of the K → ∞ limit of pure "
+            "curation, p_t ∝ p_data e^{tβr}, the maximiser of E_q[r] − KL(q ‖ p_data)/(tβ) "
+            "(RLHF with coefficient 1/(tβ)); they sit on the dotted line.",
             rect=(0, 0.04 + 0.05 * (-(-len(labels) // 3)), 1, 1),
         )
     ]

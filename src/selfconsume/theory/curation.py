@@ -24,8 +24,11 @@ leave gaps the grid skips. No Monte Carlo is involved.
 As beta -> inf the kept sample is the best of the K candidates, ties split uniformly (`argmax_h`).
 
 As K -> inf, K / (w(x) + S) -> 1 / E_p[w] (law of large numbers), so H -> w / E_p[w]: the
-RLHF-like tilt p e^{beta r} / E_p[e^{beta r}]. With real data in proportion 1 : lam, the maximiser
-of E_data[log p] + lam E_curated[log p] is the mixture (p_data + lam p H) / (1 + lam).
+RLHF-like tilt p e^{beta r} / E_p[e^{beta r}]. Iterated without real data (`replace`), t tilts of
+p_0 give p_t ∝ p_0 e^{t beta r} (`iterated_tilt`): the maximiser of E_q[r] - KL(q || p_0) / (t beta),
+KL-regularised reward maximisation (RLHF) whose coefficient 1/(t beta) shrinks with t. With real
+data in proportion 1 : lam, the maximiser of E_data[log p] + lam E_curated[log p] is the mixture
+(p_data + lam p H) / (1 + lam).
 """
 
 from __future__ import annotations
@@ -113,6 +116,22 @@ def curated(p: np.ndarray, rewards: np.ndarray, k: float, beta: float) -> np.nda
 def tilted(p: np.ndarray, rewards: np.ndarray, beta: float) -> np.ndarray:
     """The K -> inf closed form p e^{beta r} / E_p[e^{beta r}] (beta = inf: p on its best level)."""
     return curated(p, rewards, math.inf, beta)
+
+
+def iterated_tilt(p0: np.ndarray, rewards: np.ndarray, beta: float, t: int) -> np.ndarray:
+    """p_t ∝ p_0 e^{t beta r}: t exact K = inf curation steps of `replace` from p_0 (..., S).
+
+    It is argmax_q E_q[r] - c KL(q || p_0) at c = 1/(t beta): the first-order condition
+    r - c log(q / p_0) = const has this q as its solution, and the objective is strictly concave.
+    Computed in logarithms (log p_0 + t beta (r - max r)), so large t beta never overflows;
+    beta must be finite (at beta = inf one step already keeps only p_0's best level)."""
+    if not math.isfinite(beta):
+        raise ValueError("iterated_tilt needs a finite beta")
+    p0 = np.asarray(p0, dtype=float)
+    with np.errstate(divide="ignore"):
+        log_q = np.log(p0) + t * log_tilt(rewards, beta)
+    q = np.exp(log_q - np.max(log_q, axis=-1, keepdims=True))
+    return q / q.sum(axis=-1, keepdims=True)
 
 
 def thresholded(p: np.ndarray, rewards: np.ndarray, threshold: float) -> np.ndarray:
