@@ -310,6 +310,23 @@ def test_arms_that_curate_differently_are_labelled_by_their_curation():
     ]
 
 
+def test_filtering_digits_preset_is_stability_digits_model_fully_synthetic_with_four_arms():
+    from selfconsume.config import read_raw
+
+    raw, stability = read_raw("filtering-digits")[0], read_raw("stability-digits")[0]
+    assert raw["model"] == stability["model"] and raw["data"] == stability["data"]
+    cfgs = load("filtering-digits")
+    assert all(c.scheme.kind == "replace" and c.common_random_numbers for c in cfgs)
+    curated = [c.curation for c in cfgs[1:]]
+    assert cfgs[0].curation is None and [c.kind for c in curated] == [
+        "discriminator",
+        "likelihood",
+        "bradley_terry",
+    ]
+    assert all(c.rule == "bradley_terry" and c.k == 4 for c in curated)
+    assert curated[2].reward.kind == "classifier_confidence"
+
+
 def test_filtering_digits_preset_runs_quick_and_reports(tmp_path):
     store, out = tmp_path / "s.sqlite", tmp_path / "report"
     start = time.perf_counter()
