@@ -2,44 +2,74 @@
 question), each built from the real set and used by the selection rules of `loop.curation` in
 place of a reward.
 
+Both score in a feature space (`FeatureMap`): the samples themselves for vectors; for labelled
+images (digits, mnist, image_file with y) the 128-d penultimate features of the data's classifier
+(rewards.image_classifier, the network of the `fd` / `feature_prd` metrics), projected on the top
+`components` principal components of the real set's features. The projection is what makes a
+density or a classifier of 500 images well posed: about half of the ReLU units are dead (constant
+0) on digits, so the feature covariance is singular, and its top 10 directions (about the 9 that
+separate 10 class means) hold 98% of the variance. Directions with no variance on the real set are
+never kept, so nothing downstream divides by a zero variance.
+
 - `discriminator`: each generation, a classifier real-vs-synthetic is trained on the real set
   (label 1) against the candidates drawn from p_t (label 0), classes weighted equally; the score
   is its logit, which estimates log p_data(x) / p_t(x) (Bayes' rule with equal priors). The
   classifier is an L2-regularised logistic regression on quadratic and random Fourier features
-  (Rahimi & Recht, 2007) of the standardised samples, fitted by Newton's method for all
+  (Rahimi & Recht, 2007) of the standardised features, fitted by Newton's method for all
   replicates at once. Kept by `select: bradley_terry` with beta = 1, a candidate is chosen with
   probability proportional to p_data / p_t: as K grows the kept samples tend to p_data
   (importance resampling), whereas a top fraction keeps only where the ratio is largest.
-- `likelihood`: the log density of a reference fitted once on the real set (a Gaussian KDE, the
-  `kde` family), as in Feature-Likelihood-style scores: samples where the data is dense rank first.
+- `likelihood`: the log density of a reference fitted once on the real set's features (a Gaussian
+  KDE, the `kde` family), as in Feature-Likelihood-style scores: samples where the data is dense
+  rank first. A KDE rather than one Gaussian with a ridge: digits' features form a cluster per
+  class, and a single Gaussian would rank an ambiguous image between the class means above a
+  clean one at the edge of its class (and its ridge would be one more arbitrary scale); with
+  Scott's rule the kernel follows the real features' covariance, so only the subspace matters.
   Selected on it every generation, p_t is tilted by the reference again and again (p_t ∝ p_0 q^t
   for Bradley-Terry with large K): it piles mass on the reference's densest modes.
 
-Both need continuous vectors (not discrete states, not images).
+Neither takes discrete states (nor images without labels: no classifier, no features).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import Field, PositiveFloat
+from pydantic import (
+    Field,
+    PositiveFloat,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from scipy.special import expit
 
-from selfconsume.data.base import Categorical, Images
+from selfconsume.data.base import Categorical, HasLabels, Images
 from selfconsume.kinds import FILTER_KINDS
 from selfconsume.models.kde import KDE, KDEParams
-from selfconsume.registry import Need, Params, Registry
+from selfconsume.registry import IDENTITY, Need, Params, Registry
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom, Streams
 
 STD_FLOOR = 1e-12
 """Smallest per-coordinate std of a real set by which samples are standardised."""
+FEATURE_SEED = 0
+"""Seed of the image classifier whose features are scored (the metrics' and the reward's)."""
+VARIANCE_FLOOR = 1e-8
+"""A principal direction of the real features is kept only when its variance exceeds this share
+of the largest one (dead units and a real set smaller than the feature dimension leave zeros)."""
+COMPONENTS = 10
+"""Default number of principal components of image features (about n_classes - 1 separate
+10 classes; see the module docstring)."""
 
-VECTORS = Need(
-    "continuous vector data (not discrete states or images)",
-    lambda source, model: not isinstance(source, (Categorical, Images)),
+SCOREABLE = Need(
+    "continuous vectors or labelled images (digits, mnist, image_file with y), not discrete states",
+    lambda source, model: (
+        not isinstance(source, Categorical)
+        and (not isinstance(source, Images) or isinstance(source, HasLabels))
+    ),
 )
 
 
@@ -56,7 +86,20 @@ FILTERS: Registry[Callable[..., Filter]] = Registry("curation", FILTER_KINDS)
 """Reward-free curation kinds: `factory(params, source) -> Filter`."""
 
 
-class DiscriminatorParams(Params):
+class FilterParams(Params):
+    components: int = Field(default=COMPONENTS, ge=1, le=128)
+    """Images: principal components of the classifier features kept (vectors are used whole).
+    Left out of a run's identity at its default (runs recorded before it keep their ids)."""
+
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY and self.components == COMPONENTS:
+            del out["components"]
+        return out
+
+
+class DiscriminatorParams(FilterParams):
     features: int = Field(default=64, ge=1, le=4096)
     """Random Fourier features of the classifier."""
     bandwidth: PositiveFloat = 0.3
@@ -67,9 +110,42 @@ class DiscriminatorParams(Params):
     """Newton steps (the regularised loss is strictly convex)."""
 
 
-class LikelihoodParams(Params):
+class LikelihoodParams(FilterParams):
     bandwidth: Literal["scott", "silverman"] | PositiveFloat = "scott"
-    """The reference KDE's bandwidth (as the `kde` family's)."""
+    """The reference KDE's bandwidth (as the `kde` family's), in feature units."""
+
+
+class FeatureMap:
+    """Where a filter scores samples (R, ..., d): the samples themselves for vectors; for labelled
+    images the data classifier's features projected on the top principal components of the real
+    set's features (`fit` once per real set)."""
+
+    def __init__(self, source: object, components: int) -> None:
+        self.components = components
+        self.embed: Callable[[np.ndarray], np.ndarray] | None = None
+        self.basis: np.ndarray | None = None
+        if isinstance(source, Images):
+            from selfconsume.rewards.image_classifier import data_classifier
+
+            self.embed = data_classifier(source, FEATURE_SEED).features
+
+    def fit(self, real: np.ndarray) -> np.ndarray:
+        """Fix the projection on real sets (R, n, d); returns their features (R, n, k)."""
+        if self.embed is None:
+            return real
+        feats = self.embed(real)
+        centred = feats - feats.mean(1, keepdims=True)
+        var, vecs = np.linalg.eigh(np.matmul(centred.transpose(0, 2, 1), centred))
+        live = (var > VARIANCE_FLOOR * var[:, -1:]).sum(-1).min()
+        k = max(1, min(self.components, int(live)))
+        self.basis = vecs[..., ::-1][..., :k]  # (R, f, k), largest variance first
+        return self(real)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Features (R, m, k) of samples (R, m, d)."""
+        if self.embed is None:
+            return x
+        return np.matmul(self.embed(x), self.basis)
 
 
 def standardise(real: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,22 +182,25 @@ def fit_logistic(
     return w
 
 
-@FILTERS.register("discriminator", DiscriminatorParams, needs=[VECTORS])
+@FILTERS.register("discriminator", DiscriminatorParams, needs=[SCOREABLE])
 class Discriminator:
     """The logit of a classifier real-vs-synthetic trained each generation on the real set
-    against the candidates (logistic regression on quadratic and random Fourier features)."""
+    against the candidates (logistic regression on quadratic and random Fourier features of
+    the standardised samples, or image features)."""
 
     def __init__(self, params: DiscriminatorParams, source: object) -> None:
         self.p = params
+        self.map = FeatureMap(source, params.components)
 
     def scorer(self, real: np.ndarray, rng: ReplicateRandom) -> Reward:
-        r, n, d = real.shape
-        omega = rng.standard_normal((r, d, self.p.features)) / self.p.bandwidth
+        real_f = self.map.fit(real)
+        r, n, k = real_f.shape
+        omega = rng.standard_normal((r, k, self.p.features)) / self.p.bandwidth
         phase = 2 * np.pi * rng.random((r, self.p.features))
 
         def score(x: np.ndarray) -> np.ndarray:
-            cand = x.reshape(r, -1, d)
-            real_z, cand_z = standardise(real, cand)
+            cand = self.map(x.reshape(r, -1, x.shape[-1]))
+            real_z, cand_z = standardise(real_f, cand)
             m = cand.shape[1]
             phi = features(np.concatenate([real_z, cand_z], axis=1), omega, phase)
             y = np.concatenate([np.ones((r, n)), np.zeros((r, m))], axis=1)
@@ -133,25 +212,28 @@ class Discriminator:
         return score
 
 
-@FILTERS.register("likelihood", LikelihoodParams, needs=[VECTORS])
+@FILTERS.register("likelihood", LikelihoodParams, needs=[SCOREABLE])
 class Likelihood:
-    """The log density of a Gaussian KDE fitted once on the real set."""
+    """The log density of a Gaussian KDE fitted once on the real set (its image features)."""
 
     def __init__(self, params: LikelihoodParams, source: object) -> None:
         self.p = params
+        self.map = FeatureMap(source, params.components)
         self.reference: KDE | None = None
 
     def scorer(self, real: np.ndarray, rng: ReplicateRandom) -> Reward:
         if self.reference is None:
-            r, _, d = real.shape
+            real_f = self.map.fit(real)
+            r, _, k = real_f.shape
             # a KDE draws nothing when fitted: its streams are never used
-            self.reference = KDE(KDEParams(bandwidth=self.p.bandwidth), d, r, Streams(0))
-            self.reference.fit(real, None, 0, False)
-        reference = self.reference
+            self.reference = KDE(KDEParams(bandwidth=self.p.bandwidth), k, r, Streams(0))
+            self.reference.fit(real_f, None, 0, False)
+        reference, feature_map = self.reference, self.map
 
         def score(x: np.ndarray) -> np.ndarray:
-            r, d = x.shape[0], x.shape[-1]
-            return reference.log_prob(x.reshape(r, -1, d)).reshape(x.shape[:-1])
+            r = x.shape[0]
+            feats = feature_map(x.reshape(r, -1, x.shape[-1]))
+            return reference.log_prob(feats).reshape(x.shape[:-1])
 
         return score
 
