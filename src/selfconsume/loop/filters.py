@@ -34,22 +34,16 @@ Neither takes discrete states (nor images without labels: no classifier, no feat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
-from pydantic import (
-    Field,
-    PositiveFloat,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import Field, PositiveFloat
 from scipy.special import expit
 
 from selfconsume.data.base import Categorical, HasLabels, Images
 from selfconsume.kinds import FILTER_KINDS
 from selfconsume.models.kde import KDE, KDEParams
-from selfconsume.registry import IDENTITY, Need, Params, Registry
+from selfconsume.registry import Need, Params, Registry
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom, Streams
 
@@ -90,13 +84,7 @@ class FilterParams(Params):
     components: int = Field(default=COMPONENTS, ge=1, le=128)
     """Images: principal components of the classifier features kept (vectors are used whole).
     Left out of a run's identity at its default (runs recorded before it keep their ids)."""
-
-    @model_serializer(mode="wrap")
-    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        out = handler(self)
-        if info.context == IDENTITY and self.components == COMPONENTS:
-            del out["components"]
-        return out
+    LATER: ClassVar[dict[str, Any]] = {"components": COMPONENTS}
 
 
 class DiscriminatorParams(FilterParams):
