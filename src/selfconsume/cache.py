@@ -38,9 +38,9 @@ def code_fingerprint() -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file renamed over `path`, so no reader sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    """Write through a uniquely named temporary file renamed over `path`, so no reader ever sees
+    half a file (the store's artifacts are written so too)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,4 +1,5 @@
-"""The demo: the talk's experiments at quick scale, into one store (what `make demo` runs)."""
+"""The demo: the talk's experiments, and the cheap ones of its open questions, at quick scale, into
+one store (what `make demo` runs)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ DEMO_PRESETS = (
     "curated-toy",
     "stability-digits",
     "curated-digits",
+    "sampling-bias",
+    "filtering",
+    "stability-map-gaussian",
 )
 
 

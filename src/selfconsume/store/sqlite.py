@@ -26,7 +26,6 @@ import os
 import secrets
 import socket
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from selfconsume.cache import write_atomic
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunBusy
 from selfconsume.store.checkpoint import CheckpointError, from_bytes, to_bytes
@@ -541,15 +541,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _write(path: Path, data: bytes) -> tuple[Path, str]:
-    """Write `path` atomically through a uniquely named temporary file; return it and its SHA-256."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `path` atomically; return it and its SHA-256."""
+    write_atomic(path, data)
     return path, hashlib.sha256(data).hexdigest()
 
 
