@@ -19,9 +19,10 @@ from selfconsume.cli import app
 from selfconsume.models.base import MODELS, tempered
 from selfconsume.models.torch_batched import draws, generators_from
 from selfconsume.plan import resolve
+from selfconsume.report.base import t_interval
 from selfconsume.report.html import load_experiments
 from selfconsume.report.labels import scheme_label
-from selfconsume.report.sampling_bias import psi_of, t_interval
+from selfconsume.report.sampling_bias import psi_of
 from selfconsume.report.warmup import warmup_theory
 from selfconsume.seeding import ARM_BLOCKS, Streams, arm_key
 from selfconsume.store.reader import StoreReader

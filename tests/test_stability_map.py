@@ -14,6 +14,7 @@ from selfconsume.errors import ConfigError
 from selfconsume.loop.run import run_config
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
 from selfconsume.plan import load, resolve
+from selfconsume.report.curves import MAX_LINES, metric_curves
 from selfconsume.report.html import load_experiments
 from selfconsume.report.stability_map import grid_keys, paired_grid, stability_map
 from selfconsume.seeding import Streams
@@ -163,3 +164,5 @@ def test_presets_run_at_quick_scale_and_draw_the_map(preset, store_path, tmp_pat
     assert figure.path.is_file()
     assert grid_keys(exp)[0] == "scheme.lam"
     assert ("high-quality fraction" in figure.caption) == (preset == "stability-map")
+    curves = metric_curves(exp, tmp_path)  # a line per run only while a legend can tell them apart
+    assert (curves == []) == (len(exp.runs) > MAX_LINES)

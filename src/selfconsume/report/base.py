@@ -138,3 +138,14 @@ def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if values.shape[1] < 2:
         return mean, np.zeros_like(mean)
     return mean, np.nanstd(values, axis=1, ddof=1) / np.sqrt(np.maximum(count, 1))
+
+
+def t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over replicates and the half-width of its 95% Student t-interval, per generation
+    (values (G, R); zero width with one replicate): with 3 to 5 replicates a normal interval
+    would be 1.4 to 2.2 times too narrow."""
+    from scipy import stats
+
+    mean, se = mean_se(values)
+    dof = max(values.shape[1] - 1, 1)
+    return mean, stats.t.ppf(0.975, dof) * se

@@ -1,4 +1,4 @@
-"""Generic figures: every metric against the generation, mean and 95% interval over replicates."""
+"""Generic figures: every metric against the generation, mean and 95% t-interval over replicates."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, mean_se, save
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 
 MAX_PANELS = 12
+MAX_LINES = 12
+"""More runs than this cannot be told apart in one legend: such sweeps are read from their heat map
+(two numeric keys, `report.stability_map`) or the export."""
 
 
 def mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over replicates and a 95% normal interval for it, per generation (values (G, R))."""
-    mean, se = mean_se(values)
-    return mean, mean - 1.96 * se, mean + 1.96 * se
+    """Mean over replicates and its 95% t-interval, per generation (values (G, R))."""
+    mean, half = t_interval(values)
+    return mean, mean - half, mean + half
 
 
 def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = None) -> None:
@@ -54,13 +57,16 @@ def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> 
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
-    caption = "Mean over replicates, 95% interval shaded; one line per run."
+    caption = "Mean over replicates, 95% t-interval shaded; one line per run."
     return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
 
 
 @figure_maker
 def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
-    """Every stored metric against the generation: mean over replicates with its 95% interval."""
+    """Every stored metric against the generation: mean over replicates with its 95% interval
+    (for at most MAX_LINES runs)."""
+    if len(exp.runs) > MAX_LINES:
+        return []
     names = sorted(
         m for m in exp.metric_names if not m.startswith("train_") and not is_class_share(m)
     )

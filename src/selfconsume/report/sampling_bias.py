@@ -12,20 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
-from scipy import stats
 
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, mean_se, save
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 from selfconsume.report.labels import scheme_label
 
 METRICS = ("precision", "recall")
-
-
-def t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over replicates and the half-width of its 95% Student t-interval, per generation
-    (values (G, R); zero width with one replicate)."""
-    mean, se = mean_se(values)
-    dof = max(values.shape[1] - 1, 1)
-    return mean, stats.t.ppf(0.975, dof) * se
 
 
 def psi_of(run: RunData) -> float:
