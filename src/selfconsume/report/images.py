@@ -1,6 +1,6 @@
 """Image figures (the talk's layout): grids of p_t's samples, one row per arm and one column per
 generation (0, 5, 10, 15, 20), under a row of real images; the feature-space metrics with their
-95% interval over replicates; and each arm's class histogram at the first and last generation.
+95% t-interval over replicates; and each arm's class histogram at the first and last generation.
 
 The grids read the stored sample snapshots (a 4 x 4 tile of the first replicate per generation)
 and the data's `image_shape`, from the data source rebuilt from the stored config (only image
@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from selfconsume.errors import ConfigError
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, mean_se, save
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 from selfconsume.report.curves import is_class_share, plot_metric
 from selfconsume.report.scatter import panel_generations
 
@@ -166,7 +166,7 @@ def _classes(exp: Experiment) -> list[str]:
 
 @figure_maker
 def image_curves(exp: Experiment, out: Path) -> list[Figure]:
-    """fd, precision, recall, class entropy and reward by generation, 95% interval shaded."""
+    """fd, precision, recall, class entropy and reward by generation, 95% t-interval shaded."""
     names = [m for m in HEADLINE if m in exp.metric_names]
     if not names or not _image_metrics(exp):
         return []
@@ -188,7 +188,7 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
     caption = (
         "Classifier-feature metrics of p_t's samples against the test set: mean over replicates, "
-        "95% interval shaded; one line per arm. The dotted line is the entropy of a balanced "
+        "95% t-interval shaded; one line per arm. The dotted line is the entropy of a balanced "
         "class histogram (log of the number of classes)."
     )
     rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // 4)) / rows, 1, 1)
@@ -214,8 +214,8 @@ def class_histograms(exp: Experiment, out: Path) -> list[Figure]:
         hist = np.stack([run.metrics[m] for m in names], axis=-1)  # (G, R, classes)
         last = hist.shape[0] - 1
         for shift, g, color in ((-0.2, 0, "C7"), (0.2, last, "C3")):
-            mean, se = mean_se(hist[g].T)
-            ax.bar(classes + shift, mean, 0.4, yerr=1.96 * se, color=color, label=f"t = {g}")
+            mean, half = t_interval(hist[g].T)
+            ax.bar(classes + shift, mean, 0.4, yerr=half, color=color, label=f"t = {g}")
         ax.axhline(1 / len(names), ls=":", color="grey", lw=1)
         ax.set_title(textwrap.fill(run.label, 40), fontsize=9)
         ax.set(xticks=classes, xlabel="predicted class")
@@ -225,6 +225,6 @@ def class_histograms(exp: Experiment, out: Path) -> list[Figure]:
     axes[0, 0].set_ylabel("share of samples")
     caption = (
         "Share of p_t's samples the data's classifier assigns to each class at the first and last "
-        "generation: mean over replicates with its 95% interval; dotted: a balanced histogram."
+        "generation: mean over replicates with its 95% t-interval; dotted: a balanced histogram."
     )
     return [save(fig, exp.path(out, "class-histograms"), f"{exp.name}: class histograms", caption)]
