@@ -24,7 +24,7 @@ from selfconsume.config import CurationConfig
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.metrics.curation import exact_reward_stats
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
-from selfconsume.report.curves import plot_metric
+from selfconsume.report.curves import legend_columns, plot_metric, run_color
 from selfconsume.rewards import toy  # noqa: F401  (registers the analytic rewards below)
 from selfconsume.rewards.base import build_reward
 from selfconsume.theory import curation as theory
@@ -104,19 +104,20 @@ def _curated(exp: Experiment, metric: str) -> list[RunData]:
 @figure_maker
 def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
     """Mean reward, E[e^{beta r}] and Var[e^{beta r}] by generation, exact update overlaid."""
-    runs = _curated(exp, "exp_reward_mean")
+    runs = _curated(exp, "reward_mean")
     if not runs:
         return []
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.3 * len(PANELS), 3.6))
     limits_drawn: set[float | None] = set()
-    for run in runs:
+    for i, run in enumerate(runs):
+        color = run_color(i)
         for ax, metric in zip(axes, PANELS, strict=True):
-            plot_metric(ax, run, metric)
-        if not _is_discrete(run.config):
+            if metric in run.metrics:  # E[e^{beta r}] is not stored at beta = inf
+                plot_metric(ax, run, metric, color)
+        if not _is_discrete(run.config) or "exp_reward_mean" not in run.metrics:
             continue
         generations = run.metrics["exp_reward_mean"].shape[0] - 1
         exact = _exact_stats(run.config, generations)
-        color = axes[0].lines[-1].get_color()
         lam = _lam(run.config)
         limit = None
         if run.config["curation"]["kind"] == "bradley_terry" and lam not in limits_drawn:
@@ -137,18 +138,19 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
     for ax, metric in zip(axes, PANELS, strict=True):
         ax.set(xlabel="generation", title=metric)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7)
+    fig.legend(handles, labels, loc="lower center", ncol=legend_columns(labels), fontsize=7)
     return [
         save(
             fig,
             exp.path(out, "reward"),
             f"{exp.name}: reward under curated retraining",
-            "Mean over replicates with its 95% interval, one colour per run. Discrete runs with an "
+            "Mean over replicates with its 95% t-interval, one colour per run (E[e^{β r}] and its "
+            "variance are not stored at β = ∞). Discrete runs with an "
             "analytic reward: the exact population update from p_data dashed, its K → ∞ limit "
             "dotted, e^{β r*} in grey. Open circles: the closed form of the K → ∞ limit of pure "
             "curation, p_t ∝ p_data e^{tβr}, the maximiser of E_q[r] − KL(q ‖ p_data)/(tβ) "
             "(RLHF with coefficient 1/(tβ)); they sit on the dotted line.",
-            rect=(0, 0.04 + 0.05 * (-(-len(labels) // 3)), 1, 1),
+            rect=(0, 0.04 + 0.05 * (-(-len(labels) // legend_columns(labels))), 1, 1),
         )
     ]
 

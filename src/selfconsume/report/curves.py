@@ -32,6 +32,17 @@ def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = Non
     ax.fill_between(gens, lo, hi, alpha=0.25, color=line.get_color())
 
 
+def run_color(index: int) -> str:
+    """One color per run, the same in every panel (a run missing a metric keeps its color)."""
+    return f"C{index % 10}"
+
+
+def legend_columns(labels: list[str]) -> int:
+    """As many legend columns as the labels' length lets fit across a figure."""
+    longest = max((len(label) for label in labels), default=0)
+    return min(len(labels), 4 if longest <= 30 else 3 if longest <= 42 else 2) or 1
+
+
 def is_mass(name: str) -> bool:
     """mass_0, mass_1, ...: the mass per state or mode, drawn in a figure of their own."""
     return name.startswith("mass_") and name[5:].isdigit()
@@ -48,17 +59,18 @@ def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> 
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, names, strict=False):
-        for run in exp.runs:
+        for i, run in enumerate(exp.runs):
             if metric in run.metrics:
-                plot_metric(ax, run, metric)
+                plot_metric(ax, run, metric, run_color(i))
         ax.set_title(metric)
         ax.set_xlabel("generation")
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    ncol = legend_columns(labels)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     caption = "Mean over replicates, 95% t-interval shaded; one line per run."
-    return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // 4), 1, 1))
+    return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // ncol), 1, 1))
 
 
 @figure_maker

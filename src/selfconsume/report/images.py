@@ -23,7 +23,7 @@ import numpy as np
 
 from selfconsume.errors import ConfigError
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
-from selfconsume.report.curves import is_class_share, plot_metric
+from selfconsume.report.curves import is_class_share, legend_columns, plot_metric, run_color
 from selfconsume.report.scatter import panel_generations
 
 TILE = 4
@@ -164,6 +164,13 @@ def _classes(exp: Experiment) -> list[str]:
     return sorted(filter(is_class_share, exp.metric_names), key=lambda m: int(m[11:]))
 
 
+def _spans_decades(exp: Experiment, metric: str) -> bool:
+    """Whether a positive metric's run means span more than a factor 20 (then drawn on a log axis)."""
+    means = [np.nanmean(r.metrics[metric], axis=1) for r in exp.runs if metric in r.metrics]
+    values = np.concatenate(means) if means else np.array([1.0])
+    return bool(np.nanmin(values) > 0 and np.nanmax(values) > 20 * np.nanmin(values))
+
+
 @figure_maker
 def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     """fd, precision, recall, class entropy and reward by generation, 95% t-interval shaded."""
@@ -175,9 +182,11 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, names, strict=False):
-        for run in exp.runs:
+        for i, run in enumerate(exp.runs):
             if metric in run.metrics:
-                plot_metric(ax, run, metric)
+                plot_metric(ax, run, metric, run_color(i))
+        if metric == "fd" and _spans_decades(exp, metric):
+            ax.set_yscale("log")
         if metric == "class_entropy" and classes:
             ax.axhline(math.log(len(classes)), ls=":", color="grey")
         ax.set_title(HEADLINE[metric], fontsize=10)
@@ -185,13 +194,14 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    ncol = legend_columns(labels)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     caption = (
         "Classifier-feature metrics of p_t's samples against the test set: mean over replicates, "
         "95% t-interval shaded; one line per arm. The dotted line is the entropy of a balanced "
         "class histogram (log of the number of classes)."
     )
-    rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // 4)) / rows, 1, 1)
+    rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // ncol)) / rows, 1, 1)
     return [
         save(fig, exp.path(out, "image-metrics"), f"{exp.name}: image metrics", caption, rect=rect)
     ]
