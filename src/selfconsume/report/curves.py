@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 
@@ -19,7 +20,10 @@ MAX_LINES = 12
 
 
 def mean_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over replicates and its 95% t-interval, per generation (values (G, R))."""
+    """Mean over replicates and its 95% t-interval, per generation (values (G, R)); with fewer
+    than 3 replicates (a t-interval 9 to 13 times the spread), the replicates' range instead."""
+    if values.shape[1] < 3:
+        return np.nanmean(values, axis=1), np.nanmin(values, axis=1), np.nanmax(values, axis=1)
     mean, half = t_interval(values)
     return mean, mean - half, mean + half
 
@@ -30,6 +34,7 @@ def plot_metric(ax: plt.Axes, run: RunData, metric: str, color: str | None = Non
     mean, lo, hi = mean_interval(values)
     (line,) = ax.plot(gens, mean, label=run.label, color=color)
     ax.fill_between(gens, lo, hi, alpha=0.25, color=line.get_color())
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def run_color(index: int) -> str:
@@ -69,7 +74,10 @@ def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> 
     handles, labels = axes.flat[0].get_legend_handles_labels()
     ncol = legend_columns(labels)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
-    caption = "Mean over replicates, 95% t-interval shaded; one line per run."
+    caption = (
+        "Mean over replicates, 95% t-interval shaded (the replicates' range with fewer than 3); "
+        "one line per run."
+    )
     return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // ncol), 1, 1))
 
 

@@ -198,8 +198,8 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     caption = (
         "Classifier-feature metrics of p_t's samples against the test set: mean over replicates, "
-        "95% t-interval shaded; one line per arm. The dotted line is the entropy of a balanced "
-        "class histogram (log of the number of classes)."
+        "95% t-interval shaded (the replicates' range with fewer than 3); one line per arm. The "
+        "dotted line is the entropy of a balanced class histogram (log of the number of classes)."
     )
     rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // ncol)) / rows, 1, 1)
     return [
