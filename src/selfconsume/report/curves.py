@@ -58,27 +58,36 @@ def is_class_share(name: str) -> bool:
     return name.startswith("class_hist_") and name[11:].isdigit()
 
 
-def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> Figure:
-    """Save one panel per metric, one line per run with its 95% interval."""
-    cols = min(3 if len(names) <= 9 else 4, len(names))
+INTERVAL = "95% t-interval shaded (the replicates' range with fewer than 3)"
+
+
+def panels(
+    exp: Experiment, names: list[str], cols: int, size: tuple[float, float], titles: dict[str, str]
+) -> tuple[plt.Figure, np.ndarray, int]:
+    """One panel per metric, one line per run (its colour the same in every panel) with its
+    interval, unused axes off, the legend below; returns the figure, its axes and legend rows."""
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     for ax, metric in zip(axes.flat, names, strict=False):
         for i, run in enumerate(exp.runs):
             if metric in run.metrics:
                 plot_metric(ax, run, metric, run_color(i))
-        ax.set_title(metric)
+        ax.set_title(titles.get(metric, metric), fontsize=10)
         ax.set_xlabel("generation")
     for ax in axes.flat[len(names) :]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     ncol = legend_columns(labels)
     fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
-    caption = (
-        "Mean over replicates, 95% t-interval shaded (the replicates' range with fewer than 3); "
-        "one line per run."
-    )
-    return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * (len(labels) // ncol), 1, 1))
+    return fig, axes, -(-len(labels) // ncol)
+
+
+def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> Figure:
+    """Save one panel per metric, one line per run with its 95% interval."""
+    cols = min(3 if len(names) <= 9 else 4, len(names))
+    fig, _, legend_rows = panels(exp, names, cols, (4.2, 3.2), {})
+    caption = f"Mean over replicates, {INTERVAL}; one line per run."
+    return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * legend_rows, 1, 1))
 
 
 @figure_maker

@@ -23,7 +23,7 @@ import numpy as np
 
 from selfconsume.errors import ConfigError
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
-from selfconsume.report.curves import is_class_share, legend_columns, plot_metric, run_color
+from selfconsume.report.curves import INTERVAL, is_class_share, panels
 from selfconsume.report.scatter import panel_generations
 
 TILE = 4
@@ -179,29 +179,18 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
         return []
     classes = _classes(exp)
     cols = len(names) if len(names) <= 4 else 3
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.2 * rows), squeeze=False)
+    fig, axes, legend_rows = panels(exp, names, cols, (3.8, 3.2), HEADLINE)
     for ax, metric in zip(axes.flat, names, strict=False):
-        for i, run in enumerate(exp.runs):
-            if metric in run.metrics:
-                plot_metric(ax, run, metric, run_color(i))
         if metric == "fd" and _spans_decades(exp, metric):
             ax.set_yscale("log")
         if metric == "class_entropy" and classes:
             ax.axhline(math.log(len(classes)), ls=":", color="grey")
-        ax.set_title(HEADLINE[metric], fontsize=10)
-        ax.set_xlabel("generation")
-    for ax in axes.flat[len(names) :]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    ncol = legend_columns(labels)
-    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
     caption = (
         "Classifier-feature metrics of p_t's samples against the test set: mean over replicates, "
-        "95% t-interval shaded (the replicates' range with fewer than 3); one line per arm. The "
-        "dotted line is the entropy of a balanced class histogram (log of the number of classes)."
+        f"{INTERVAL}; one line per arm. The dotted line is the entropy of a balanced class "
+        "histogram (log of the number of classes)."
     )
-    rect = (0, (0.1 + 0.05 * ((len(labels) - 1) // ncol)) / rows, 1, 1)
+    rect = (0, (0.05 + 0.05 * legend_rows) / axes.shape[0], 1, 1)
     return [
         save(fig, exp.path(out, "image-metrics"), f"{exp.name}: image metrics", caption, rect=rect)
     ]
