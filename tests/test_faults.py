@@ -30,11 +30,13 @@ from selfconsume.cli import app
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory, estimate_bytes
-from selfconsume.loop.run import run_config
+from selfconsume.loop.run import Resume, run_config
 from selfconsume.plan import load, resolve
 from selfconsume.store.export import long_frame
 from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
+from selfconsume.sweep.executors import Terminated
+from selfconsume.sweep.wire import encode_resume
 
 STORE_DIR = str(Path(selfconsume.store.__file__).parent)
 
@@ -373,6 +375,30 @@ def test_a_signal_stops_a_pooled_run_cleanly_and_it_resumes(tmp_path, slow, sig,
     outcomes = run_experiment(config, store=store_path)
     assert [o.status for o in outcomes] == ["done", "done"]
     pd.testing.assert_frame_equal(frame(store_path), reference)
+
+
+def failing_clean_up(*_args, **_kwargs):
+    """A run whose clean-up fails while a SIGTERM unwinds it (as numpy's zip writer once did)."""
+    try:
+        raise Terminated
+    finally:
+        raise ValueError("could not close a half-written file")
+
+
+def test_a_clean_up_failing_during_an_interrupt_is_the_interrupt(tmp_path, monkeypatch):
+    import selfconsume.loop.run as loop_run
+    import selfconsume.sweep.executors as executors
+
+    monkeypatch.setattr(executors, "run_generations", failing_clean_up)
+    with pytest.raises(Terminated):
+        resume = encode_resume(Resume())
+        executors.compute("r", resolve(TINY).model_dump_json(), resume, lambda _data: None)
+    monkeypatch.setattr(loop_run, "run_generations", failing_clean_up)
+    store = Store(tmp_path / "s.sqlite")
+    with pytest.raises(Terminated):
+        run_config(resolve(TINY), store)
+    assert [(r.status, r.error) for r in store.runs()] == [("interrupted", "Terminated")]
+    store.close()
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -170,3 +170,32 @@ def test_a_numpy_checkpoint_loads_without_importing_torch():
         [sys.executable, "-c", code], input=data, capture_output=True, check=True
     ).stdout
     assert out.strip() == b"False"
+
+
+def test_an_interrupt_during_encoding_waits_until_the_zip_is_whole(monkeypatch):
+    """Ctrl-C arriving inside numpy's zip writer used to surface as a ValueError (the ZipFile could
+    not close) and a worker recorded the interrupted run as failed; now it is raised, intact,
+    after the checkpoint is written, and no half-written ZipFile is left to complain."""
+    import gc
+    import os
+    import signal
+
+    import numpy.lib.format as npformat
+
+    write_array = npformat.write_array
+    calls = []
+
+    def interrupted_write(*args, **kwargs):
+        if not calls:
+            os.kill(os.getpid(), signal.SIGINT)
+        calls.append(1)
+        return write_array(*args, **kwargs)
+
+    monkeypatch.setattr(npformat, "write_array", interrupted_write)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with pytest.raises(KeyboardInterrupt):
+        to_bytes({"a": np.arange(3), "b": np.ones(2)})
+    gc.collect()
+    assert len(calls) == 3  # the skeleton and both arrays were written before the interrupt
+    assert unraisable == []

@@ -448,3 +448,25 @@ def test_temporary_files_have_unique_names(store_path, monkeypatch):
     commit(store, run_id, 0)
     assert len(set(sources)) == len(sources) == 2
     assert not [p for p in (store.artifacts / run_id).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_transaction_cut_off_by_an_interrupt_does_not_block_the_next(store_path, monkeypatch):
+    """Ctrl-C right after BEGIN (before the `with` body) leaves a transaction open; marking the run
+    interrupted afterwards must still work (it used to exit 2: transaction within a transaction)."""
+    cfg = resolve(RAW)
+    store = Store(store_path)
+    store.begin_run(cfg)
+    execute = Store._exec
+
+    def cut_off(self, sql, args=()):
+        out = execute(self, sql, args)
+        if sql == "BEGIN IMMEDIATE":
+            monkeypatch.setattr(Store, "_exec", execute)
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(Store, "_exec", cut_off)
+    with pytest.raises(KeyboardInterrupt):
+        store.finish_run(cfg.run_id, "done")
+    store.finish_run(cfg.run_id, "interrupted", "KeyboardInterrupt")
+    assert Store(store_path).run(cfg.run_id).status == "interrupted"

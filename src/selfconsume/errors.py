@@ -11,3 +11,16 @@ class RunFailed(RuntimeError):
 
 class RunBusy(Exception):
     """Another live process holds the run's lease: the caller skips the run (not a failure)."""
+
+
+def interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The interrupt (Ctrl-C, SIGTERM, exit) that `exc` was raised while handling, if any: a
+    clean-up failing during an interrupt is the interrupt, not a failure of the run."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__context__
+    return None

@@ -27,7 +27,7 @@ import numpy as np
 
 from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
-from selfconsume.errors import ConfigError, RunBusy, RunFailed
+from selfconsume.errors import ConfigError, RunBusy, RunFailed, interrupt_behind
 from selfconsume.loop.curation import curate_prompted, require_kept
 from selfconsume.loop.first_model import fit_first
 from selfconsume.loop.schemes import Pool
@@ -124,7 +124,11 @@ def run_config(
         store.finish_run(run_id, "failed", f"bad input: {exc}")
         raise
     except Exception as exc:
-        return _failed(store, run_id, exc)
+        stop = interrupt_behind(exc)
+        if stop is None:
+            return _failed(store, run_id, exc)
+        store.finish_run(run_id, "interrupted", type(stop).__name__)
+        raise stop from None
     except BaseException as exc:
         store.finish_run(run_id, "interrupted", type(exc).__name__)
         raise

@@ -14,8 +14,11 @@ from __future__ import annotations
 import io
 import json
 import math
+import signal
 import struct
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,8 +40,24 @@ def to_bytes(payload: Any) -> bytes:
     skeleton = {"format": FORMAT, "version": VERSION, "payload": _encode(payload, arrays)}
     text = json.dumps(skeleton, allow_nan=False, separators=(",", ":")).encode()
     buf = io.BytesIO()
-    np.savez(buf, allow_pickle=False, **{SKELETON: np.frombuffer(text, np.uint8)}, **arrays)
+    with _signals_deferred():
+        np.savez(buf, allow_pickle=False, **{SKELETON: np.frombuffer(text, np.uint8)}, **arrays)
     return buf.getvalue()
+
+
+STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the zip is whole: an interrupt inside numpy's writer leaves a
+    ZipFile whose close raises a ValueError, which would replace the interrupt (and a worker would
+    record an interrupted run as failed). The signal is handled as soon as the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def from_bytes(data: bytes) -> Any:

@@ -519,6 +519,8 @@ class _Transaction:
         self.store = store
 
     def __enter__(self) -> None:
+        if self.store._db.in_transaction:  # one an interrupt cut off before its COMMIT or ROLLBACK
+            self.store._db.execute("ROLLBACK")
         self.store._exec("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from selfconsume.config import Config
-from selfconsume.errors import ConfigError, RunBusy
+from selfconsume.errors import ConfigError, RunBusy, interrupt_behind
 from selfconsume.loop.run import RunOutcome, run_config, run_generations
 from selfconsume.plan import build, from_json
 from selfconsume.store.sqlite import Store
@@ -106,6 +106,9 @@ def compute(
     except ConfigError as exc:
         return Result(run_id, "bad_input", sink.last, str(exc), sent_bytes=sink.sent_bytes)
     except Exception as exc:
+        stop = interrupt_behind(exc)
+        if stop is not None:
+            raise stop from None
         text = "".join(traceback.format_exception(exc))
         return Result(run_id, "failed", sink.last, _one_line(exc), text, sink.sent_bytes)
     return Result(run_id, "done", sink.last, sent_bytes=sink.sent_bytes)
