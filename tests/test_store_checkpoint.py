@@ -179,6 +179,7 @@ def test_an_interrupt_during_encoding_waits_until_the_zip_is_whole(monkeypatch):
     import gc
     import os
     import signal
+    import threading
 
     import numpy.lib.format as npformat
 
@@ -194,8 +195,15 @@ def test_an_interrupt_during_encoding_waits_until_the_zip_is_whole(monkeypatch):
     monkeypatch.setattr(npformat, "write_array", interrupted_write)
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
-    with pytest.raises(KeyboardInterrupt):
-        to_bytes({"a": np.arange(3), "b": np.ones(2)})
+    done = threading.Event()  # a process has other threads (a queue's feeder, torch's) that
+    other = threading.Thread(target=done.wait)  # may receive the signal: it must wait all the same
+    other.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            to_bytes({"a": np.arange(3), "b": np.ones(2)})
+    finally:
+        done.set()
+        other.join()
     gc.collect()
     assert len(calls) == 3  # the skeleton and both arrays were written before the interrupt
     assert unraisable == []

@@ -17,6 +17,7 @@ import math
 import signal
 import struct
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,19 +46,30 @@ def to_bytes(payload: Any) -> bytes:
     return buf.getvalue()
 
 
-STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Ctrl-C and SIGTERM wait until the zip is whole: an interrupt inside numpy's writer leaves a
     ZipFile whose close raises a ValueError, which would replace the interrupt (and a worker would
-    record an interrupted run as failed). The signal is handled as soon as the block ends."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING_SIGNALS)
+    record an interrupted run as failed). A signal that came meanwhile is raised again at the end,
+    to the handler that was in place. Python runs handlers in the main thread only, so elsewhere
+    there is nothing to defer."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {
+        s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in STOPPING_SIGNALS
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def from_bytes(data: bytes) -> Any:
