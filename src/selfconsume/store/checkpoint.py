@@ -55,8 +55,10 @@ def _signals_deferred() -> Iterator[None]:
     ZipFile whose close raises a ValueError, which would replace the interrupt (and a worker would
     record an interrupted run as failed). A signal that came meanwhile is raised again at the end,
     to the handler that was in place. Python runs handlers in the main thread only, so elsewhere
-    there is nothing to defer."""
-    if threading.current_thread() is not threading.main_thread():
+    there is nothing to defer; nor is there when a handler from outside Python is in place (it
+    could not be put back)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main or None in map(signal.getsignal, STOPPING_SIGNALS):
         yield
         return
     pending: list[int] = []
