@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 from helpers import metric, run_raw
+from scipy import stats
 
 from selfconsume.data.gaussian import GaussianParams, GaussianSource
 from selfconsume.errors import ConfigError
@@ -94,7 +95,7 @@ def test_map_draws_the_paired_ratio_over_the_grid(store_path, tmp_path):
     assert "every cell contracts" in figure.caption
 
 
-def test_map_interval_is_the_replicates_standard_error(store_path):
+def test_map_interval_is_the_replicates_student_t_interval(store_path):
     raw = copy.deepcopy(GRID) | {"replicates": 6}
     raw["model"] = {
         "kind": "gaussian",
@@ -111,7 +112,8 @@ def test_map_interval_is_the_replicates_standard_error(store_path):
     )
     ratio = run.metrics["w2"][-1] / run.metrics["w2"][0]
     assert mean[0, 1] == pytest.approx(ratio.mean())
-    assert half[0, 1] == pytest.approx(1.96 * ratio.std(ddof=1) / np.sqrt(6)) and half[0, 1] > 0
+    low, high = stats.t.interval(0.95, df=5, loc=ratio.mean(), scale=stats.sem(ratio))
+    assert half[0, 1] == pytest.approx((high - low) / 2) and half[0, 1] > 0
     _, _, diff, _, start = paired_grid(exp, "scheme.lam", "data.n_real", "w2", ratio=False)
     assert diff[0, 1] == pytest.approx((run.metrics["w2"][-1] - run.metrics["w2"][0]).mean())
 

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FuncFormatter
 
-from selfconsume.report.base import Experiment, Figure, figure_maker, save
+from selfconsume.report.base import Experiment, Figure, figure_maker, save, t_interval
 from selfconsume.store.reader import flatten, swept_keys
 
 METRICS = ("w2", "sliced_w2")
@@ -82,8 +82,8 @@ def paired_grid(
     exp: Experiment, x_key: str, y_key: str, metric: str, ratio: bool = True
 ) -> tuple[list[float], list[float], np.ndarray, np.ndarray, np.ndarray]:
     """x values, y values, the mean over replicates of the paired change of `metric`, last over
-    first generation (ratio) or last minus first (Y, X; NaN where a ratio's first value is 0), its
-    95% half-width (normal, from the standard error), and the mean first value of each y row."""
+    first generation (ratio) or last minus first (Y, X; NaN where a ratio's first value is 0), the
+    half-width of its 95% Student t-interval, and the mean first value of each y row."""
     xs = sorted({flatten(r.config)[x_key] for r in exp.runs})
     ys = sorted({flatten(r.config)[y_key] for r in exp.runs})
     mean, half = np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)))
@@ -96,9 +96,7 @@ def paired_grid(
             change = values[-1] / values[0] if ratio else values[-1] - values[0]
         change = change[np.isfinite(change)]  # a start with W2(0) = 0 has no ratio
         if change.size:
-            mean[i, j] = change.mean()
-        if change.size > 1:
-            half[i, j] = 1.96 * change.std(ddof=1) / np.sqrt(change.size)
+            (mean[i, j],), (half[i, j],) = t_interval(change[None, :])
         start[i] += values[0].mean() / len(xs)
     return xs, ys, mean, half, start
 
