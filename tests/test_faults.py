@@ -24,7 +24,9 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
+import selfconsume.loop.run as loop_run
 import selfconsume.store
+import selfconsume.sweep.executors as executors
 from selfconsume.api import run_experiment
 from selfconsume.cli import app
 from selfconsume.config import Config
@@ -35,7 +37,7 @@ from selfconsume.plan import load, resolve
 from selfconsume.store.export import long_frame
 from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
-from selfconsume.sweep.executors import Terminated
+from selfconsume.sweep.interrupts import Terminated
 from selfconsume.sweep.wire import encode_resume
 
 STORE_DIR = str(Path(selfconsume.store.__file__).parent)
@@ -386,9 +388,6 @@ def failing_clean_up(*_args, **_kwargs):
 
 
 def test_a_clean_up_failing_during_an_interrupt_is_the_interrupt(tmp_path, monkeypatch):
-    import selfconsume.loop.run as loop_run
-    import selfconsume.sweep.executors as executors
-
     monkeypatch.setattr(executors, "run_generations", failing_clean_up)
     with pytest.raises(Terminated):
         resume = encode_resume(Resume())
@@ -399,6 +398,32 @@ def test_a_clean_up_failing_during_an_interrupt_is_the_interrupt(tmp_path, monke
         run_config(resolve(TINY), store)
     assert [(r.status, r.error) for r in store.runs()] == [("interrupted", "Terminated")]
     store.close()
+
+
+class Bomb:
+    """An object whose finaliser receives Ctrl-C: Python prints and drops what a __del__ raises."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the handler runs at the loop's next check, inside the finaliser
+            pass
+
+
+def test_an_interrupt_a_finaliser_dropped_is_raised_at_the_next_poll(tmp_path, capsys):
+    """It used to be lost: the sweep finished, exit 0, a traceback on stderr."""
+    cfgs = [resolve({**TINY, "seed": seed}) for seed in (1, 2)]
+    polls = []
+
+    def poll() -> None:
+        polls.append(1)
+        if len(polls) == 1:
+            Bomb()  # collected at once
+
+    with pytest.raises(KeyboardInterrupt):
+        executors._run_here(cfgs, tmp_path / "s.sqlite", poll)
+    assert len(polls) == 1
+    assert [r.status for r in Store(tmp_path / "s.sqlite").runs()] == ["interrupted"]  # one begun
+    assert "Traceback" not in capsys.readouterr().err
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def run(
     A failed run is listed on one line (its traceback is in the store's artifact folder) and the
     other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
     from selfconsume.api import run_experiment
-    from selfconsume.sweep.executors import Terminated
+    from selfconsume.sweep.interrupts import Terminated
 
     try:
         outcomes = run_experiment(

@@ -8,8 +8,9 @@ one two-threaded process on a small CPU).
 Failures stay with their run: whatever a run raises is recorded as that run's failure (with the
 worker's traceback) and its siblings go on. A Dask worker that dies mid-run costs only the
 generations it had not sent: its task is rerun from the last committed generation. Stopping is
-clean: SIGTERM becomes `Terminated` (a KeyboardInterrupt), so Ctrl-C and SIGTERM alike cancel
-pending runs, terminate the workers, mark this sweep's unfinished runs `interrupted` and propagate.
+clean: SIGTERM becomes `Terminated` (a KeyboardInterrupt, `sweep.interrupts`), so Ctrl-C and SIGTERM
+alike cancel pending runs, terminate the workers, mark this sweep's unfinished runs `interrupted`
+and propagate.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import os
 import queue as stdqueue
 import signal
 import sys
-import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from selfconsume.errors import ConfigError, RunBusy, interrupt_behind
 from selfconsume.loop.run import RunOutcome, run_config, run_generations
 from selfconsume.plan import build, from_json
 from selfconsume.store.sqlite import Store
+from selfconsume.sweep.interrupts import Terminated, interrupts_raise, raise_pending
 from selfconsume.sweep.wire import SendingSink, decode_resume
 from selfconsume.sweep.writer import Result, Writer
 
@@ -53,29 +54,8 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 log = logging.getLogger(__name__)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process was so that it unwinds like Ctrl-C."""
-
-
 class ClusterError(RuntimeError):
     """The cluster cannot run the sweep (no workers): one line naming the scheduler."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Inside, SIGTERM raises Terminated (only the main thread can own signals; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def single_thread() -> None:
@@ -130,7 +110,7 @@ def run_one(run_id: str, config_json: str, resume: bytes) -> Result:
     """Pool worker entry point. SIGTERM (from the parent stopping the pool) ends this process; the
     parent marks the run interrupted."""
     try:
-        with sigterm_raises():
+        with interrupts_raise():
             return compute(run_id, config_json, resume, _SEND)
     except Terminated:
         os._exit(EXIT_SIGTERM)
@@ -171,7 +151,7 @@ def run_local(
         return pool.submit(run_one, cfg.run_id, cfg.model_dump_json(), resume)
 
     try:
-        with sigterm_raises():
+        with interrupts_raise():
             return drive(cfgs, writer, submit, lambda timeout: _drain(records, timeout), poll)
     except KeyboardInterrupt:
         _stop_pool(pool)
@@ -197,17 +177,23 @@ def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunO
     single_thread()
     store = Store(store_path)
     try:
-        with sigterm_raises():
+        with interrupts_raise():
             outcomes = []
             for cfg in cfgs:
-                outcomes.append(_run_guarded(cfg, store, lambda _t: poll()))
-                poll()
+                outcomes.append(_run_guarded(cfg, store, lambda _t: _poll(poll)))
+                _poll(poll)
             return outcomes
     except KeyboardInterrupt:  # run_config marked its run; this covers a signal between two steps
         _mark_interrupted(cfgs, store)
         raise
     finally:
         store.close()
+
+
+def _poll(poll: Poll) -> None:
+    """Between two steps of a sweep: an interrupt a finaliser dropped, then the caller's poll."""
+    raise_pending()
+    poll()
 
 
 def _run_guarded(cfg: Config, store: Store, on_generation: Callable[[int], None]) -> RunOutcome:
@@ -291,7 +277,7 @@ def drive(
         writer.heartbeat()
         if check is not None:
             check()
-        poll()
+        _poll(poll)
     return [outcomes[c.run_id] for c in cfgs]
 
 
@@ -386,7 +372,7 @@ def _on_client(
         publish()
 
     try:
-        with sigterm_raises():
+        with interrupts_raise():
             return drive(cfgs, writer, submit, receive, poll, check)
     except BaseException:
         logging.getLogger("distributed").setLevel(logging.ERROR)  # cancelled tasks are expected
