@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from typing import get_args
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
+from selfconsume.config import SELECTION_RULES, CurationConfig, SelectionRule
 
 runner = CliRunner()
 
@@ -99,6 +101,14 @@ def test_presets_listed():
     assert "warmup-gaussian" in result.output
     kinds = invoke("presets", "--kinds")
     assert kinds.exit_code == 0 and "gaussian" in kinds.output
+
+
+def test_every_curation_kind_is_listed():
+    """The reward rules are a Literal of the config, not a registry: listed all the same."""
+    assert set(SELECTION_RULES) == set(get_args(SelectionRule))
+    rows = invoke("presets", "--kinds").output.splitlines()
+    listed = {row.split("│")[2].strip() for row in rows if row.count("│") > 3}
+    assert set(get_args(CurationConfig.model_fields["kind"].annotation)) <= listed
 
 
 @pytest.mark.parametrize(

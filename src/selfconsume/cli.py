@@ -58,8 +58,8 @@ def run(
 ) -> None:
     """Run an experiment (and its sweep), resuming whatever part is already in the store.
 
-    A failed run is listed on one line (its traceback is in the store's artifact folder) and the
-    other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
+    A failed run is listed on one line (its traceback is kept in the store: `selfconsume runs
+    --traceback RUN_ID`) and the other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
     from selfconsume.api import run_experiment
     from selfconsume.sweep.interrupts import Terminated
 
@@ -131,6 +131,7 @@ def presets(
 
     console = wide_console()
     if kinds:
+        from selfconsume.config import SELECTION_RULES
         from selfconsume.data.base import DATA
         from selfconsume.loop.filters import FILTERS
         from selfconsume.loop.schemes import SCHEMES
@@ -139,10 +140,19 @@ def presets(
         from selfconsume.rewards.base import REWARDS
 
         table = Table("role", "kind", "params", "what")
-        for registry in (DATA, MODELS, SCHEMES, FILTERS, REWARDS, METRICS):
-            for e in registry.kinds():
-                fields = ", ".join(e.params.model_fields)
-                table.add_row(registry.role, e.kind, fields, escape(e.doc))
+        rows = [
+            (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
+            for r in (DATA, MODELS, SCHEMES)
+            for e in r.kinds()
+        ]
+        rows += [("curation", kind, *rule) for kind, rule in SELECTION_RULES.items()]
+        rows += [
+            (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
+            for r in (FILTERS, REWARDS, METRICS)
+            for e in r.kinds()
+        ]
+        for role, kind, fields, what in rows:
+            table.add_row(role, kind, fields, escape(what))
         console.print(table)
         return
     table = Table("preset", "description")

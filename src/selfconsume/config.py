@@ -67,6 +67,16 @@ class RewardConfig(_Strict):
 
 
 SelectionRule = Literal["bradley_terry", "top_fraction", "threshold"]
+SELECTION_RULES = {
+    "bradley_terry": (
+        "k, beta, reward",
+        "keep one of K candidates with probability ∝ exp(β r); β = .inf: the best",
+    ),
+    "top_fraction": ("fraction, reward", "keep the best `fraction` of the candidates"),
+    "threshold": ("threshold, reward", "keep the candidates whose reward is >= threshold"),
+}
+"""The reward rules of `selfconsume.loop.curation`, as `presets --kinds` lists them: the keys they
+read from the curation block and what they keep."""
 REWARD_FREE_KINDS = ("discriminator", "likelihood")
 """Curation kinds that score samples without a reward (`selfconsume.loop.filters`)."""
 
