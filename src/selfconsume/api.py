@@ -35,9 +35,22 @@ def run_experiment(
     `scheduler` is a ConfigError and one with no workers for `wait_workers` seconds a ClusterError.
     Trained data classifiers (image rewards and features) are cached in `cache/` beside the store
     unless SELFCONSUME_CACHE names another folder (set here, so worker processes inherit it)."""
+    cfgs = load(str(config), list(overrides), quick=quick)
+    return run_configs(cfgs, store, executor, workers, scheduler, wait_workers)
+
+
+def run_configs(
+    cfgs: Sequence[Config],
+    store: str | Path = "runs/store.sqlite",
+    executor: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    wait_workers: float = WAIT_WORKERS,
+) -> list[RunOutcome]:
+    """Run resolved configs (of one experiment or several) as one sweep, in the given order: what
+    `run_experiment` does once its config is loaded."""
     store_path = Path(store)
     os.environ.setdefault("SELFCONSUME_CACHE", str(store_path.parent / "cache"))
-    cfgs: list[Config] = load(str(config), list(overrides), quick=quick)
     watcher = Store(store_path)
     try:
         with SweepProgress(cfgs, watcher) as progress:

@@ -1,16 +1,26 @@
 """The demo: the talk's experiments, and the cheap ones of its open questions, at quick scale, into
-one store (what `make demo` runs)."""
+one store (what `make demo` runs).
+
+All their runs form one sweep on the workers, ordered so that no worker sits idle: the run that
+fits a shared generation-0 model starts first and its sibling arms, which wait for that model,
+come after every other first run (run one preset after another and a worker waits, or has
+nothing to do beside a preset's last run)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from collections import Counter
 
-from selfconsume.api import run_experiment
-from selfconsume.config import preset_names
+from selfconsume.api import run_configs
+from selfconsume.config import Config
+from selfconsume.plan import load
 
 DEMO_PRESETS = (
+    "stability-digits",
+    "curated-digits",
     "warmup-gaussian",
     "warmup-gaussian-mixed",
     "eight-gaussians-collapse",
@@ -18,12 +28,37 @@ DEMO_PRESETS = (
     "stability-lambda-flow",
     "curated-discrete",
     "curated-toy",
-    "stability-digits",
-    "curated-digits",
     "sampling-bias",
     "filtering",
     "stability-map-gaussian",
 )
+"""The longest generation-0 fits (the digits U-Nets) first."""
+
+
+def first_model(cfg: Config) -> str:
+    """What a run's generation-0 model is shared by (`loop.first_model`): arms with common
+    random numbers and the same seed, replicates, data and model; otherwise the run alone."""
+    if not cfg.common_random_numbers or cfg.model.population:
+        return cfg.run_id
+    shared = (
+        cfg.seed,
+        cfg.replicates,
+        cfg.data.model_dump(mode="json"),
+        cfg.model.model_dump(mode="json"),
+    )
+    return json.dumps(shared, sort_keys=True)
+
+
+def schedule(cfgs: list[Config]) -> list[Config]:
+    """The first run of each shared generation-0 model, then the runs that load it, each part in
+    the given order."""
+    seen: set[str] = set()
+    first, rest = [], []
+    for cfg in cfgs:
+        key = first_model(cfg)
+        (rest if key in seen else first).append(cfg)
+        seen.add(key)
+    return first + rest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,18 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default="runs/store.sqlite")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    failed = 0
-    for name in (p for p in DEMO_PRESETS if p in preset_names()):
-        start = time.perf_counter()
-        outcomes = run_experiment(name, store=args.store, workers=args.workers, quick=True)
-        bad = [o for o in outcomes if o.status != "done"]
-        failed += len(bad)
-        print(
-            f"{name}: {len(outcomes) - len(bad)}/{len(outcomes)} runs done in "
-            f"{time.perf_counter() - start:.1f}s",
-            file=sys.stderr,
-        )
-    return 1 if failed else 0
+    cfgs = [cfg for name in DEMO_PRESETS for cfg in load(name, [], quick=True)]
+    start = time.perf_counter()
+    outcomes = run_configs(schedule(cfgs), store=args.store, workers=args.workers)
+    names = {cfg.run_id: cfg.name for cfg in cfgs}
+    done = Counter(names[o.run_id] for o in outcomes if o.status == "done")
+    total = Counter(names.values())
+    for name in DEMO_PRESETS:
+        print(f"{name}: {done[name]}/{total[name]} runs done", file=sys.stderr)
+    print(f"{len(outcomes)} runs in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    return 0 if sum(done.values()) == len(outcomes) else 1
 
 
 if __name__ == "__main__":
