@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from selfconsume.demo import DEMO_PRESETS, first_model, schedule
-from selfconsume.loop.first_model import cache_path
-from selfconsume.plan import build, load
+from selfconsume.demo import DEMO_PRESETS, schedule
+from selfconsume.loop.first_model import first_model_key
+from selfconsume.plan import load
 
 
 def test_the_schedule_runs_every_first_fit_before_any_arm_that_waits_for_one():
     cfgs = [cfg for name in DEMO_PRESETS for cfg in load(name, [], quick=True)]
     order = schedule(cfgs)
     assert sorted(c.run_id for c in order) == sorted(c.run_id for c in cfgs)
-    keys = [first_model(c) for c in order]
+    keys = [first_model_key(c) or c.run_id for c in order]
     firsts = [keys.index(k) for k in dict.fromkeys(keys)]
     loaders = [i for i in range(len(keys)) if i not in firsts]
     assert max(firsts) < min(loaders)  # no worker waits while a first fit is still queued
@@ -24,14 +24,12 @@ def test_the_schedule_runs_every_first_fit_before_any_arm_that_waits_for_one():
 @pytest.mark.parametrize(
     ("a", "b", "shared"),
     [
-        ("eight-gaussians-collapse", "stability-lambda", True),
-        ("stability-lambda", "stability-lambda-flow", False),
-        ("warmup-gaussian", "warmup-gaussian", False),  # no common random numbers: its own
+        ("eight-gaussians-collapse", "stability-lambda", True),  # same data, model and seed
+        ("stability-lambda", "stability-lambda-flow", False),  # another family
+        ("curated-digits", "curated-digits", False),  # unconditional vs prompt-conditional
     ],
 )
-def test_the_demo_groups_runs_as_the_first_model_cache_does(a, b, shared, tmp_path, monkeypatch):
-    monkeypatch.setenv("SELFCONSUME_CACHE", str(tmp_path))
+def test_arms_share_a_first_model_exactly_when_data_model_and_seed_agree(a, b, shared):
     x, y = load(a, [], quick=True)[0], load(b, [], quick=True)[-1]
-    same_cache = (cache_path(build(x)) or x.run_id) == (cache_path(build(y)) or y.run_id)
-    assert same_cache == shared
-    assert (first_model(x) == first_model(y)) == shared
+    assert x.common_random_numbers and y.common_random_numbers
+    assert (first_model_key(x) == first_model_key(y)) == shared

@@ -59,7 +59,8 @@ def run(
     """Run an experiment (and its sweep), resuming whatever part is already in the store.
 
     A failed run is listed on one line (its traceback is kept in the store: `selfconsume runs
-    --traceback RUN_ID`) and the other runs go on; Ctrl-C or SIGTERM stops every worker and marks unfinished runs interrupted."""
+    --traceback RUN_ID`) and the other runs go on; Ctrl-C or SIGTERM stops every worker and marks
+    unfinished runs interrupted."""
     from selfconsume.api import run_experiment
     from selfconsume.sweep.interrupts import Terminated
 

@@ -9,13 +9,13 @@ nothing to do beside a preset's last run)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
 
 from selfconsume.api import run_configs
 from selfconsume.config import Config
+from selfconsume.loop.first_model import first_model_key
 from selfconsume.plan import load
 
 DEMO_PRESETS = (
@@ -35,27 +35,13 @@ DEMO_PRESETS = (
 """The longest generation-0 fits (the digits U-Nets) first."""
 
 
-def first_model(cfg: Config) -> str:
-    """What a run's generation-0 model is shared by (`loop.first_model`): arms with common
-    random numbers and the same seed, replicates, data and model; otherwise the run alone."""
-    if not cfg.common_random_numbers or cfg.model.population:
-        return cfg.run_id
-    shared = (
-        cfg.seed,
-        cfg.replicates,
-        cfg.data.model_dump(mode="json"),
-        cfg.model.model_dump(mode="json"),
-    )
-    return json.dumps(shared, sort_keys=True)
-
-
 def schedule(cfgs: list[Config]) -> list[Config]:
-    """The first run of each shared generation-0 model, then the runs that load it, each part in
-    the given order."""
+    """The first run of each shared generation-0 model (`loop.first_model`), then the runs that
+    load it, each part in the given order."""
     seen: set[str] = set()
     first, rest = [], []
     for cfg in cfgs:
-        key = first_model(cfg)
+        key = first_model_key(cfg) or cfg.run_id
         (rest if key in seen else first).append(cfg)
         seen.add(key)
     return first + rest

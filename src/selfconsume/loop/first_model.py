@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from selfconsume.cache import cache_dir, code_fingerprint, locked, write_atomic
+from selfconsume.config import Config
 from selfconsume.plan import Plan
 from selfconsume.store.checkpoint import CheckpointError, from_bytes, to_bytes
 
@@ -43,16 +44,20 @@ def fit_first(plan: Plan, x: np.ndarray, labels: dict[str, np.ndarray]) -> dict[
 
 def cache_path(plan: Plan) -> Path | None:
     """Where this plan's first model is shared, or None when it has no siblings to share with."""
-    cfg = plan.cfg
+    key = first_model_key(plan.cfg)
+    return None if key is None else cache_dir() / "first-models" / f"{key}.npz"
+
+
+def first_model_key(cfg: Config) -> str | None:
+    """What the runs sharing this run's generation-0 model have in common, hashed; None when it
+    shares it with none (no common random numbers, so its own streams; or population mode)."""
     if not cfg.common_random_numbers or cfg.model.population:
         return None
     what = {
         "code": code_fingerprint(),
         "seed": cfg.seed,
         "replicates": cfg.replicates,
-        "arm": plan.streams.arm,
         "data": cfg.data.model_dump(mode="json"),
         "model": cfg.model.model_dump(mode="json"),
     }
-    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
-    return cache_dir() / "first-models" / f"{key}.npz"
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
