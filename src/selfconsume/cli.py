@@ -1,6 +1,7 @@
 """The `selfconsume` command line: run, presets, runs, export, report.
 
-Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failure inside a run.
+Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failure inside a run,
+130 / 143 stopped by Ctrl-C / SIGTERM (the same command resumes).
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def run(
 ) -> None:
     """Run an experiment (and its sweep), resuming whatever part is already in the store.
 
-    A failed run is listed on one line (its traceback is kept in the store: `selfconsume runs
-    --traceback RUN_ID`) and the other runs go on; Ctrl-C or SIGTERM stops every worker and marks
-    unfinished runs interrupted."""
+    A failed run is listed on one line (its traceback is kept in the store:
+    `selfconsume runs --traceback RUN_ID`) and the other runs go on; Ctrl-C or
+    SIGTERM stops every worker and marks unfinished runs interrupted."""
     from selfconsume.api import run_experiment
     from selfconsume.sweep.interrupts import Terminated
 
