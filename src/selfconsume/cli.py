@@ -1,7 +1,7 @@
 """The `selfconsume` command line: run, presets, runs, export, report.
 
-Exit codes: 0 success, 2 bad input (one line naming the key or file), 1 a failure inside a run,
-130 / 143 stopped by Ctrl-C / SIGTERM (the same command resumes).
+Exit codes: 0 success, 2 bad input (one line naming the key or file),
+1 a failure inside a run, 130 / 143 stopped by Ctrl-C / SIGTERM (rerun to resume).
 """
 
 from __future__ import annotations
