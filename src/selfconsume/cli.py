@@ -10,7 +10,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -142,17 +142,16 @@ def presets(
         from selfconsume.rewards.base import REWARDS
 
         table = Table("role", "kind", "params", "what")
-        rows = [
-            (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
-            for r in (DATA, MODELS, SCHEMES)
-            for e in r.kinds()
-        ]
-        rows += [("curation", kind, *rule) for kind, rule in SELECTION_RULES.items()]
-        rows += [
-            (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
-            for r in (FILTERS, REWARDS, METRICS)
-            for e in r.kinds()
-        ]
+
+        def registered(*registries: Any) -> list[tuple[str, str, str, str]]:
+            return [
+                (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
+                for r in registries
+                for e in r.kinds()
+            ]
+
+        rules = [("curation", kind, *rule) for kind, rule in SELECTION_RULES.items()]
+        rows = registered(DATA, MODELS, SCHEMES) + rules + registered(FILTERS, REWARDS, METRICS)
         for role, kind, fields, what in rows:
             table.add_row(role, kind, fields, escape(what))
         console.print(table)

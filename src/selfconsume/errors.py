@@ -15,12 +15,9 @@ class RunBusy(Exception):
 
 def interrupt_behind(exc: BaseException) -> BaseException | None:
     """The interrupt (Ctrl-C, SIGTERM, exit) that `exc` was raised while handling, if any: a
-    clean-up failing during an interrupt is the interrupt, not a failure of the run."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc.__context__
-    while cause is not None and id(cause) not in seen:
-        if not isinstance(cause, Exception):
-            return cause
-        seen.add(id(cause))
+    clean-up failing during an interrupt is the interrupt, not a failure of the run. (Python
+    never chains an exception to itself, so the walk ends.)"""
+    cause = exc.__context__
+    while isinstance(cause, Exception):
         cause = cause.__context__
-    return None
+    return cause
