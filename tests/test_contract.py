@@ -108,6 +108,7 @@ DISCRETE = ("discrete", "discrete", {"probs": [0.5, 0.5]})
 IMAGES = ("digits", "kde", {}, {"bandwidth": 0.2})
 METRIC_DATA = {
     "gaussian_params": ("gaussian", "gaussian", {"dim": 2}),
+    "regression": ("regression", "regression", {"dim": 3}),
     **dict.fromkeys(("mass", "divergence", "reward", "entropy", "states_lost"), DISCRETE),
     **dict.fromkeys(("fd", "feature_prd", "fls", "classes", "memorization"), IMAGES),
 }

@@ -7,6 +7,7 @@ DATA_KINDS = {
     "gaussian": "selfconsume.data.gaussian",
     "discrete": "selfconsume.data.discrete",
     "file": "selfconsume.data.files",
+    "regression": "selfconsume.data.regression",
     **dict.fromkeys(("digits", "mnist", "image_file"), "selfconsume.data.images"),
     **dict.fromkeys(
         ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings"),
@@ -21,12 +22,14 @@ MODEL_KINDS = {
     "kde": "selfconsume.models.kde",
     "ddpm": "selfconsume.models.ddpm",
     "flow": "selfconsume.models.flow",
+    "regression": "selfconsume.models.regression",
 }
 
 METRIC_KINDS = {
     "gaussian_params": "selfconsume.metrics.gaussian",
     "w2": "selfconsume.metrics.gaussian",
     "sliced_w2": "selfconsume.metrics.transport",
+    "regression": "selfconsume.metrics.regression",
     **dict.fromkeys(
         ("mmd", "energy", "modes", "prd", "density_coverage", "nll"),
         "selfconsume.metrics.sample_metrics",

@@ -121,6 +121,7 @@ def check(cfg: Config) -> None:
         replicates=1,
         streams=Streams(cfg.seed),
         **image_shape(family, source),
+        **truth(family, source),
     )
     for name in cfg.metrics:
         if name not in METRICS.names():
@@ -179,6 +180,12 @@ def image_shape(family: type, source: DataSource) -> dict[str, Any]:
     if getattr(family, "wants_image_shape", False) and isinstance(source, Images):
         return {"image_shape": tuple(source.image_shape)}
     return {}
+
+
+def truth(family: type, source: DataSource) -> dict[str, Any]:
+    """The `truth` keyword (the data source) for a family that reads it (`wants_truth`), say a
+    regression family sampling with the data's true noise."""
+    return {"truth": source} if getattr(family, "wants_truth", False) else {}
 
 
 def _check_needs(
@@ -240,6 +247,7 @@ def build(cfg: Config) -> Plan:
         replicates=cfg.replicates,
         streams=streams,
         **image_shape(family, source),
+        **truth(family, source),
     )
     scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
     reward, score = None, None

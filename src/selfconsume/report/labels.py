@@ -27,6 +27,7 @@ SYMBOLS = {
     "replicates": "R",
     "generations": "G",
     "model.params.psi": "ψ",
+    "model.params.ridge": "λ_ridge",
     "model.params.negative_guidance.w": "negative guidance w",
 }
 FLAGS = {
