@@ -31,8 +31,3 @@ def z_score(samples: np.ndarray, expected: float) -> float:
     """How many standard errors the sample mean is from `expected`."""
     se = samples.std(ddof=1) / np.sqrt(len(samples))
     return abs(samples.mean() - expected) / se
-
-
-def norm_reward(x: np.ndarray) -> np.ndarray:
-    """A user reward for the `callable` kind: the Euclidean norm of each sample (m, d) -> (m,)."""
-    return np.linalg.norm(x, axis=-1)

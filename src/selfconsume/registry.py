@@ -7,8 +7,9 @@ it the first time the kind is asked for."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import (
@@ -62,12 +63,28 @@ class Need:
 
 
 @dataclass(frozen=True)
+class Example:
+    """How the contract suite (`selfconsume.testing.check_kind`) builds a kind: cheap params and
+    the run it is checked in, declared where the kind is registered."""
+
+    params: Mapping[str, Any] | Callable[[Path], Mapping[str, Any]] = field(default_factory=dict)
+    """The kind's params, or a function that writes what they refer to (a file) into the given
+    folder and returns them."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Blocks of a run config (data, model, curation) that the kind needs, over the suite's
+    default run: 8 Gaussians fitted by a gmm."""
+    requires: tuple[str, ...] = ()
+    """Modules of an optional extra the kind imports; without them its check is skipped."""
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
     kind: str
     obj: T
     params: type[Params]
     doc: str
     needs: tuple[Need, ...] = ()
+    example: Example = Example()
 
 
 def error_line(exc: ValidationError, where: str) -> str:
@@ -88,18 +105,28 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
 
     def register(
-        self, kind: str, params: type[Params] = Params, needs: Sequence[Need] = ()
+        self,
+        kind: str,
+        params: type[Params] = Params,
+        needs: Sequence[Need] = (),
+        example: Example | None = None,
     ) -> Callable[[T], T]:
+        """Register `obj` as `kind`; `example` is what the contract suite checks it with (its
+        default params in the suite's default run when not given)."""
+
         def wrap(obj: T) -> T:
             doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
-            self._entries[kind] = Entry(kind, obj, params, " ".join(doc.split()), tuple(needs))
+            self._entries[kind] = Entry(
+                kind, obj, params, " ".join(doc.split()), tuple(needs), example or Example()
+            )
             return obj
 
         return wrap
 
     def names(self) -> list[str]:
-        """Every kind's name, without importing any module."""
-        return sorted(self._modules)
+        """Every kind's name, without importing any module: the built-in kinds and every kind
+        registered since (a plug-in registered from a user's module)."""
+        return sorted(set(self._modules) | set(self._entries))
 
     def get(self, kind: str) -> Entry[T]:
         if kind not in self._entries and kind in self._modules:
@@ -121,6 +148,12 @@ class Registry(Generic[T]):
             return entry.params.model_validate(params or {})
         except ValidationError as exc:
             raise ConfigError(error_line(exc, where)) from None
+
+    def make(
+        self, kind: str, params: Mapping[str, Any] | Params | None = None, **kwargs: Any
+    ) -> Any:
+        """The kind's object built from validated params: `obj(params, **kwargs)`."""
+        return self.get(kind).obj(self.parse_params(kind, params, f"{self.role}.params"), **kwargs)
 
     def kinds(self) -> list[Entry[T]]:
         """Every entry (imports every kind's module)."""

@@ -6,6 +6,7 @@ import numpy as np
 from pydantic import field_validator
 
 from selfconsume.data.base import DATA, Params
+from selfconsume.registry import Example
 
 
 class DiscreteParams(Params):
@@ -22,7 +23,7 @@ class DiscreteParams(Params):
         return probs
 
 
-@DATA.register("discrete", DiscreteParams)
+@DATA.register("discrete", DiscreteParams, example=Example({"probs": [0.4, 0.3, 0.2, 0.1]}))
 class DiscreteSource:
     """States 0..S-1 drawn with probabilities `probs`; samples are int64 arrays (R, n, 1).
 

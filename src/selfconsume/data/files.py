@@ -22,6 +22,7 @@ from selfconsume.data.base import DATA, Params
 from selfconsume.data.split import partition
 from selfconsume.errors import ConfigError
 from selfconsume.limits import available_bytes
+from selfconsume.registry import Example
 
 MIN_ROWS = 2
 
@@ -169,7 +170,14 @@ def load_points(path_str: str, dim: int | None = None) -> np.ndarray:
     return points
 
 
-@DATA.register("file", FileParams)
+def example_points(folder: Path) -> dict[str, str]:
+    """The contract suite's example: 200 points in 2-D written to a .npy in `folder`."""
+    path = folder / "points.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((200, 2)))
+    return {"path": str(path)}
+
+
+@DATA.register("file", FileParams, example=Example(example_points))
 class FileSource:
     """Points from a .npy or .csv file (the population; rows drawn uniformly with replacement,
     real and test sets from disjoint parts); params path (relative to the working directory),

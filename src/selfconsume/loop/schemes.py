@@ -24,7 +24,7 @@ from pydantic import Field
 from selfconsume.config import SchemeConfig
 from selfconsume.errors import ConfigError
 from selfconsume.kinds import SCHEME_KINDS
-from selfconsume.registry import Params, Registry
+from selfconsume.registry import Example, Params, Registry
 
 MAX_SYNTHETIC = 10**9
 """Synthetic samples per replicate above which a scheme is refused as bad input (lam overflow)."""
@@ -101,7 +101,7 @@ class Replace(Scheme):
         return synthetic, weights
 
 
-@SCHEMES.register("mix", MixParams)
+@SCHEMES.register("mix", MixParams, example=Example({"lam": 0.5}))
 class Mix(Scheme):
     """The real set plus round-half-up(lam * n_real) samples of p_t (lam required, any lam >= 0)."""
 
@@ -111,7 +111,7 @@ class Mix(Scheme):
         return concat([real, synthetic]), concat_weights([real, synthetic], [None, weights])
 
 
-@SCHEMES.register("fresh", MixParams)
+@SCHEMES.register("fresh", MixParams, example=Example({"lam": 0.5}))
 class Fresh(Mix):
     """A new real sample of n_real every generation plus round-half-up(lam * n_real) of p_t."""
 

@@ -14,8 +14,26 @@ from selfconsume.data.base import Categorical, data_is
 from selfconsume.errors import ConfigError
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
 from selfconsume.models.base import HasProbs, model_is
+from selfconsume.registry import Example
 
 QUANTILES = (0.1, 0.5, 0.9)
+DISCRETE_RUN = Example(
+    config={
+        "data": {"kind": "discrete", "params": {"probs": [0.4, 0.3, 0.2, 0.1]}},
+        "model": {"kind": "discrete"},
+    }
+)
+"""The run the contract suite checks the discrete metrics in."""
+CURATED_RUN = Example(
+    config={
+        "curation": {
+            "kind": "bradley_terry",
+            "k": 2,
+            "reward": {"kind": "distance", "params": {"point": [0.0, 0.0]}},
+        }
+    }
+)
+"""The run the contract suite checks `reward` in: 8 Gaussians curated by distance to 0."""
 
 
 def exp_reward_moments(p: np.ndarray, r: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +89,7 @@ def model_probs(ctx: MetricContext) -> np.ndarray | None:
     return np.pad(probs, ((0, 0), (0, states - probs.shape[1])))
 
 
-@METRICS.register("reward")
+@METRICS.register("reward", example=CURATED_RUN)
 def reward(ctx: MetricContext) -> MetricValues:
     """reward_mean, exp_reward_mean (E[e^{beta r}]), exp_reward_var, reward_q10/q50/q90 under p_t."""
     if ctx.reward is None:
@@ -83,7 +101,11 @@ def reward(ctx: MetricContext) -> MetricValues:
     return sample_reward_stats(ctx.reward(ctx.samples), ctx.beta)
 
 
-@METRICS.register("mass", needs=[model_is(HasProbs, "a discrete model (use `modes` for mixtures)")])
+@METRICS.register(
+    "mass",
+    needs=[model_is(HasProbs, "a discrete model (use `modes` for mixtures)")],
+    example=DISCRETE_RUN,
+)
 def mass(ctx: MetricContext) -> MetricValues:
     """mass_i: p_t's probability of state i, exact (discrete models; for mixtures see `modes`)."""
     p = model_probs(ctx)
@@ -96,6 +118,7 @@ def mass(ctx: MetricContext) -> MetricValues:
         model_is(HasProbs, "a discrete model"),
         data_is(Categorical, "a discrete data source"),
     ],
+    example=DISCRETE_RUN,
 )
 def divergence(ctx: MetricContext) -> MetricValues:
     """kl_data = KL(p_t || p_data) (finite while p_t stays in the data's support), tv_data."""
@@ -109,7 +132,7 @@ def divergence(ctx: MetricContext) -> MetricValues:
 DISCRETE_MODEL = model_is(HasProbs, "a discrete model")
 
 
-@METRICS.register("entropy", needs=[DISCRETE_MODEL])
+@METRICS.register("entropy", needs=[DISCRETE_MODEL], example=DISCRETE_RUN)
 def entropy(ctx: MetricContext) -> MetricValues:
     """entropy = H(p_t) = -sum_i p_i log p_i in nats, exact (discrete models); it falls as states die."""
     p = model_probs(ctx)
@@ -117,7 +140,7 @@ def entropy(ctx: MetricContext) -> MetricValues:
         return {"entropy": -np.where(p > 0, p * np.log(p), 0.0).sum(-1)}
 
 
-@METRICS.register("states_lost", needs=[DISCRETE_MODEL])
+@METRICS.register("states_lost", needs=[DISCRETE_MODEL], example=DISCRETE_RUN)
 def states_lost(ctx: MetricContext) -> MetricValues:
     """states_lost: how many states of the data's support p_t gives probability 0 (discrete models).
 

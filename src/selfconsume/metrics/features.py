@@ -34,7 +34,7 @@ from selfconsume.metrics.sample_metrics import (
     precision_recall,
     sq_dist,
 )
-from selfconsume.registry import Need
+from selfconsume.registry import Example, Need
 
 FEATURE_SEED = 0
 """Seed of the classifier whose features the metrics use (the reward's default seed)."""
@@ -46,6 +46,10 @@ point would otherwise shrink to 0 and its likelihood diverge."""
 FLS_ORIGIN_WEIGHT = 0.5
 """Weight of the broad Gaussian at the fitted points' mean while the bandwidths are fitted."""
 
+ON_DIGITS = Example(
+    config={"data": {"kind": "digits"}, "model": {"kind": "kde", "params": {"bandwidth": 0.2}}}
+)
+"""The run the contract suite checks the feature metrics in: digits fitted by a KDE."""
 IMAGE_FEATURES = Need(
     "labelled image data (digits, mnist, image_file with y): features come from its classifier",
     lambda source, model: isinstance(source, Images) and isinstance(source, HasLabels),
@@ -188,7 +192,7 @@ def _per_batch(fn, *arrays: np.ndarray) -> MetricValues:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-@METRICS.register("fd", needs=[IMAGE_FEATURES])
+@METRICS.register("fd", needs=[IMAGE_FEATURES], example=ON_DIGITS)
 def fd(ctx: MetricContext) -> MetricValues:
     """fd: Fréchet distance between the classifier features of p_t's samples and of the test set
     (an FID analogue on the data's own classifier; not FID)."""
@@ -198,7 +202,7 @@ def fd(ctx: MetricContext) -> MetricValues:
     return {"fd": frechet_distance(feats.samples, feats.test)}
 
 
-@METRICS.register("feature_prd", needs=[IMAGE_FEATURES])
+@METRICS.register("feature_prd", needs=[IMAGE_FEATURES], example=ON_DIGITS)
 def feature_prd(ctx: MetricContext) -> MetricValues:
     """precision, recall, density, coverage of p_t's samples against the test set, with 5-NN balls
     in classifier feature space (the pixel-space groups are `prd` and `density_coverage`)."""
@@ -210,7 +214,7 @@ def feature_prd(ctx: MetricContext) -> MetricValues:
     return _batched("feature_prd", both, feats.samples, feats.test, KNN_NEED)
 
 
-@METRICS.register("fls", needs=[IMAGE_FEATURES])
+@METRICS.register("fls", needs=[IMAGE_FEATURES], example=ON_DIGITS)
 def fls(ctx: MetricContext) -> MetricValues:
     """fls: Feature Likelihood Score of p_t's samples (test set scored by a mixture centred on
     them, bandwidths fitted on the real set; 0 for a model as good as fresh real data, higher is
@@ -221,7 +225,7 @@ def fls(ctx: MetricContext) -> MetricValues:
     return _per_batch(fls_scores, feats.real, feats.test, feats.samples)
 
 
-@METRICS.register("classes", needs=[IMAGE_FEATURES])
+@METRICS.register("classes", needs=[IMAGE_FEATURES], example=ON_DIGITS)
 def classes(ctx: MetricContext) -> MetricValues:
     """class_hist_j: share of p_t's samples the classifier labels j; class_entropy: the entropy of
     that histogram (nats; log n_classes when balanced, 0 when one class is left); confidence_mean:
@@ -240,7 +244,7 @@ def classes(ctx: MetricContext) -> MetricValues:
     return out
 
 
-@METRICS.register("memorization", needs=[IMAGE_FEATURES])
+@METRICS.register("memorization", needs=[IMAGE_FEATURES], example=ON_DIGITS)
 def memorization(ctx: MetricContext) -> MetricValues:
     """memorization: share of p_t's samples whose nearest image in classifier feature space, among
     equally many images of the real set and of the test set, is a real (training) image: about 1/2

@@ -7,6 +7,7 @@ import numpy as np
 from selfconsume.data.base import GaussianTruth
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
 from selfconsume.models.base import HasMoments, model_is
+from selfconsume.registry import Example
 
 
 def gaussian_w2_sq(
@@ -26,7 +27,13 @@ def gaussian_w2_sq(
     return shift + np.clip(bures, 0, None)
 
 
-@METRICS.register("gaussian_params", needs=[model_is(HasMoments, "a Gaussian model (mean, cov)")])
+@METRICS.register(
+    "gaussian_params",
+    needs=[model_is(HasMoments, "a Gaussian model (mean, cov)")],
+    example=Example(
+        config={"data": {"kind": "gaussian", "params": {"dim": 2}}, "model": {"kind": "gaussian"}}
+    ),
+)
 def gaussian_params(ctx: MetricContext) -> MetricValues:
     """Fitted parameters: mean and std in 1-D; mean_error, cov_trace and cov_logdet in any dim."""
     mean, cov = ctx.model.mean, ctx.model.cov

@@ -9,6 +9,7 @@ from selfconsume.data.regression import RegressionTruth
 from selfconsume.metrics.base import METRICS, MetricContext, MetricValues
 from selfconsume.models.base import model_is
 from selfconsume.models.regression import HasCoefficients
+from selfconsume.registry import Example
 
 
 def excess_error(coef: np.ndarray, w_star: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -23,6 +24,12 @@ def excess_error(coef: np.ndarray, w_star: np.ndarray, cov: np.ndarray) -> np.nd
         model_is(HasCoefficients, "a linear model (model.kind regression)"),
         data_is(RegressionTruth, "a regression truth (data.kind regression)"),
     ],
+    example=Example(
+        config={
+            "data": {"kind": "regression", "params": {"dim": 3}},
+            "model": {"kind": "regression"},
+        }
+    ),
 )
 def regression(ctx: MetricContext) -> MetricValues:
     """test_error = ||w_hat - w*||^2_Sigma (the excess risk) and sigma_hat_sq, the noise estimate."""

@@ -24,6 +24,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from selfconsume.models.base import MODELS, Streams
 from selfconsume.models.torch_batched import (
+    SMALL_NET,
     Net,
     NetParams,
     Tensor,
@@ -31,6 +32,7 @@ from selfconsume.models.torch_batched import (
     draws,
     generators_from,
 )
+from selfconsume.registry import Example
 
 
 class DDPMParams(NetParams):
@@ -85,7 +87,7 @@ def ddim_steps(n_steps: int, count: int, spacing: str) -> np.ndarray:
     return np.unique((frac * (n_steps - 1)).round().astype(int))
 
 
-@MODELS.register("ddpm", DDPMParams)
+@MODELS.register("ddpm", DDPMParams, example=Example({**SMALL_NET, "n_steps": 20}))
 class DDPM(TorchFamily):
     """Denoising diffusion with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
     time_dim, x_octaves, channels, n_steps, schedule, prediction (eps | v), train_t (uniform |

@@ -17,6 +17,7 @@ from pydantic import Field
 from selfconsume.data.base import Categorical
 from selfconsume.errors import ConfigError, RunFailed
 from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
+from selfconsume.registry import Example
 from selfconsume.theory import curation as theory
 
 
@@ -38,7 +39,13 @@ def frequencies(x: np.ndarray, weights: np.ndarray | None, states: int) -> np.nd
     return counts / total
 
 
-@MODELS.register("discrete", DiscreteModelParams)
+@MODELS.register(
+    "discrete",
+    DiscreteModelParams,
+    example=Example(
+        config={"data": {"kind": "discrete", "params": {"probs": [0.4, 0.3, 0.2, 0.1]}}}
+    ),
+)
 class DiscreteModel:
     """Categorical p_r over states; params: states (default: largest state seen at fit + 1),
     population_target (exact | empirical), psi (samples p^(1/psi), renormalised)."""

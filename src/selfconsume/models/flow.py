@@ -20,6 +20,7 @@ from pydantic import Field
 
 from selfconsume.models.base import MODELS
 from selfconsume.models.torch_batched import (
+    SMALL_NET,
     Net,
     NetParams,
     Tensor,
@@ -27,6 +28,7 @@ from selfconsume.models.torch_batched import (
     draws,
     generators_from,
 )
+from selfconsume.registry import Example
 
 
 class FlowParams(NetParams):
@@ -58,7 +60,7 @@ def divergence(net: Net, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     return v.detach(), div.detach()
 
 
-@MODELS.register("flow", FlowParams)
+@MODELS.register("flow", FlowParams, example=Example({**SMALL_NET, "n_ode_steps": 5}))
 class Flow(TorchFamily):
     """Conditional flow matching with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
     time_dim, x_octaves, channels, train_steps, finetune_steps, batch_size, lr, ema_decay,

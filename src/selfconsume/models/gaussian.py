@@ -18,6 +18,7 @@ from pydantic import Field
 from selfconsume.data.base import KnownMoments
 from selfconsume.errors import ConfigError
 from selfconsume.models.base import MODELS, SamplingParams, Streams
+from selfconsume.registry import Example
 
 
 class GaussianModelParams(SamplingParams):
@@ -91,7 +92,11 @@ def weighted_moments(
     return gaussian_from_stats(moment_stats(x, weights), unbiased)
 
 
-@MODELS.register("gaussian", GaussianModelParams)
+@MODELS.register(
+    "gaussian",
+    GaussianModelParams,
+    example=Example(config={"data": {"kind": "gaussian", "params": {"dim": 2}}}),
+)
 class GaussianModel:
     """One Gaussian N(mean_r, cov_r) per replicate r; params: estimator = unbiased | mle,
     population_target = exact | empirical, psi (samples mean + psi * the std noise),

@@ -25,6 +25,7 @@ from pydantic import Field
 from selfconsume.data.regression import RegressionTruth
 from selfconsume.errors import ConfigError
 from selfconsume.models.base import MODELS, SamplingParams, Streams
+from selfconsume.registry import Example
 
 
 class RegressionModelParams(SamplingParams):
@@ -75,7 +76,11 @@ def ridge_fit(stats: RegressionStats, ridge: float) -> tuple[np.ndarray, np.ndar
     return coef, np.clip(rss, 0.0, None) / (count - d)
 
 
-@MODELS.register("regression", RegressionModelParams)
+@MODELS.register(
+    "regression",
+    RegressionModelParams,
+    example=Example(config={"data": {"kind": "regression", "params": {"dim": 3}}}),
+)
 class RegressionModel:
     """OLS / ridge per replicate on rows (x, y); samples label the real design; params: ridge,
     noise = sigma_hat | true_sigma, psi."""

@@ -46,6 +46,8 @@ Net = Callable[[Tensor, Tensor], Tensor]
 LossFn = Callable[[Net, Tensor, Tensor, Tensor], Tensor]
 """(net, data batch (R, B, d), uniforms (R, B), normals (R, B, d)) -> per-sample loss (R, B)."""
 
+SMALL_NET = {"hidden": 16, "depth": 2, "train_steps": 30, "finetune_steps": 10, "batch_size": 32}
+"""A net small enough for the contract suite's examples (seconds on a CPU)."""
 DRAW_CHUNK = 1 << 16
 """Random numbers pre-drawn per replicate at a time; fixed, so a replicate's stream never depends on R."""
 

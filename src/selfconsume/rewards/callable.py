@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from selfconsume.errors import ConfigError
+from selfconsume.registry import Example
 from selfconsume.rewards.base import REWARDS, Params, Reward
 
 
@@ -40,7 +41,9 @@ class CallableParams(Params):
         return target
 
 
-@REWARDS.register("callable", CallableParams)
+@REWARDS.register(
+    "callable", CallableParams, example=Example({"target": "selfconsume.testing:sample_norm"})
+)
 def user_callable(params: CallableParams, source: object) -> Reward:
     """r = target(samples) evaluated in batches of `batch_size`; each batch must give (m,) finite."""
     fn = resolve(params.target)

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from selfconsume.data.base import HasLabels, HasModes, Images, Labelled
 from selfconsume.errors import ConfigError
-from selfconsume.registry import Need
+from selfconsume.registry import Example, Need
 from selfconsume.rewards.base import REWARDS, Params, Reward
 from selfconsume.rewards.toy import nearest_mode
 
@@ -89,7 +89,9 @@ def _classifier(params: ClassifierParams, source: object) -> tuple[Reward, list[
     return clf.predict_proba, list(clf.classes_)
 
 
-@REWARDS.register("classifier_confidence", ClassifierParams, needs=[LABELS])
+@REWARDS.register(
+    "classifier_confidence", ClassifierParams, needs=[LABELS], example=Example({"n_train": 200})
+)
 def classifier_confidence(params: ClassifierParams, source: object) -> Reward:
     """Probability (or log) of class `target`, or the max confidence, of a classifier of the data
     (the data's CNN on labelled images, logistic regression otherwise, by default)."""

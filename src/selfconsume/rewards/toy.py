@@ -8,6 +8,7 @@ from pydantic import Field
 
 from selfconsume.data.base import Categorical, HasDensity, HasModes, data_is
 from selfconsume.errors import ConfigError
+from selfconsume.registry import Example
 from selfconsume.rewards.base import REWARDS, Params, Reward
 
 
@@ -37,7 +38,15 @@ def _check_dim(name: str, size: int, source: object) -> None:
         )
 
 
-@REWARDS.register("table", TableParams, needs=[data_is(Categorical, "discrete data")])
+@REWARDS.register(
+    "table",
+    TableParams,
+    needs=[data_is(Categorical, "discrete data")],
+    example=Example(
+        {"values": [0.0, 1.0]},
+        config={"data": {"kind": "discrete", "params": {"probs": [0.5, 0.5]}}},
+    ),
+)
 def table(params: TableParams, source: object) -> Reward:
     """r(x) = values[x] for a discrete state x in 0..len(values)-1 (one value per state)."""
     values = np.asarray(params.values, dtype=float)
@@ -57,7 +66,7 @@ def table(params: TableParams, source: object) -> Reward:
     return reward
 
 
-@REWARDS.register("distance", DistanceParams)
+@REWARDS.register("distance", DistanceParams, example=Example({"point": [0.0, 0.0]}))
 def distance(params: DistanceParams, source: object) -> Reward:
     """r(x) = -|x - point| (or its square): prefers samples close to a point."""
     point = np.asarray(params.point, dtype=float)
@@ -71,7 +80,10 @@ def distance(params: DistanceParams, source: object) -> Reward:
 
 
 @REWARDS.register(
-    "mode_preference", ModePreferenceParams, needs=[data_is(HasModes, "a mixture truth with modes")]
+    "mode_preference",
+    ModePreferenceParams,
+    needs=[data_is(HasModes, "a mixture truth with modes")],
+    example=Example({"weights": [1.0] * 8}),
 )
 def mode_preference(params: ModePreferenceParams, source: object) -> Reward:
     """r(x) = weights[m] where m is the source's mode (`modes`, (M, dim)) nearest to x."""
@@ -95,7 +107,7 @@ def nearest_mode(x: np.ndarray, modes: np.ndarray) -> np.ndarray:
     return np.argmin(sq, axis=-1)
 
 
-@REWARDS.register("linear", LinearParams)
+@REWARDS.register("linear", LinearParams, example=Example({"coef": [1.0, 0.0]}))
 def linear(params: LinearParams, source: object) -> Reward:
     """r(x) = coef . x + bias."""
     coef = np.asarray(params.coef, dtype=float)
