@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import metric, run_raw
 
@@ -279,3 +281,38 @@ def test_presets_load():
     toy = load("curated-toy", quick=True)
     assert [c.scheme.kind for c in toy] == ["replace", "mix"] and toy[1].scheme.lam == 0.5
     assert toy[0].curation.k == 4 and toy[0].model.kind == "ddpm"
+
+
+@pytest.mark.parametrize("beta", [1e3, 1e6, 1e12, 1e15, 1e18, 1e300])
+def test_bradley_terry_choice_at_any_finite_beta_is_the_argmax_law(beta):
+    rng = np.random.default_rng(1)
+    n, k = 200_000, 4
+    states = rng.choice(4, size=(n, k), p=P)
+    picks = choose_bradley_terry(1e6 + states.astype(float), beta, rng)  # offset rewards
+    freq = np.bincount(states[np.arange(n), picks], minlength=4) / n
+    law = P * theory.argmax_h(P, np.arange(4.0), k)
+    assert np.all(np.abs(freq - law) < 4.5 * np.sqrt(law * (1 - law) / n))
+
+
+def test_cli_population_and_sampled_loop_agree_at_a_huge_beta(store_path):
+    from typer.testing import CliRunner
+
+    from selfconsume.cli import app
+
+    def mass_3(population: bool) -> pd.DataFrame:
+        sets = ["curation.beta=1e300", "generations=1", "sweep=null", "replicates=400"]
+        sets.append(f"model.population={str(population).lower()}")
+        args = ["run", "curated-discrete", "--store", str(store_path / str(population))]
+        done = CliRunner().invoke(app, [*args, *(a for s in sets for a in ("--set", s))])
+        assert done.exit_code == 0, done.output
+        out = CliRunner().invoke(
+            app, ["export", "--store", str(store_path / str(population)), "--format", "json"]
+        )
+        df = pd.DataFrame(json.loads(out.stdout))
+        return df[(df.metric == "mass_3") & (df.generation == 1)].value.to_numpy()
+
+    store_path.mkdir()
+    law = (P * theory.argmax_h(P, np.arange(4.0), 4))[3]  # best of K = 4 candidates
+    np.testing.assert_allclose(mass_3(True), law, rtol=1e-12)
+    sampled = mass_3(False)
+    assert abs(sampled.mean() - law) < 4.5 * sampled.std(ddof=1) / np.sqrt(sampled.size)

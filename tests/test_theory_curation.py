@@ -122,3 +122,40 @@ def test_filters_population_laws():
     np.testing.assert_allclose(theory.thresholded(P, R, 2.0), [0, 0, 0.2, 0.1])
     mixed = theory.step(P, P, R, 1.0, "threshold", threshold=2.0)
     np.testing.assert_allclose(mixed, (P + [0, 0, 0.2, 0.1]) / 1.3)
+
+
+HUGE_BETAS = [1e3, 1e6, 1e12, 1e15, 1e18, 1e300]
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+@pytest.mark.parametrize("k", [2, 4, 7])
+@pytest.mark.parametrize("beta", [1.0, *HUGE_BETAS])
+def test_every_finite_beta_is_exact_or_its_argmax_limit(beta, k, offset):
+    # e^{-beta} is below float precision from beta = 1e3 on, so there the law is the argmax law
+    # itself; a grid in global coordinates lost it from beta (r_max - r_min) ~ 1e15 on
+    p = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.0, 0.0]])
+    r = offset + R  # H depends on reward differences only
+    if beta == 1.0:
+        expected = np.stack([q * brute_h(q, R, k, beta) for q in p])
+    else:
+        expected = p * theory.argmax_h(p, r, k)
+    np.testing.assert_allclose(theory.curated(p, r, k, beta), expected, rtol=1e-11, atol=1e-15)
+
+
+@pytest.mark.parametrize("beta", HUGE_BETAS)
+def test_ties_at_any_beta_split_as_the_argmax_law_says(beta):
+    # two best states of equal reward share their level in proportion to their mass
+    p = np.array([0.1, 0.2, 0.3, 0.4])
+    r = np.array([0.0, 1.0, 2.0, 2.0])
+    np.testing.assert_allclose(
+        theory.curated(p, r, 3, beta), p * theory.argmax_h(p, r, 3), rtol=1e-12, atol=1e-15
+    )
+    tilt = theory.curated(p, r, np.inf, beta)
+    np.testing.assert_allclose(tilt, [0, 0, 3 / 7, 4 / 7], rtol=1e-14, atol=1e-300)
+
+
+@pytest.mark.parametrize("beta", HUGE_BETAS)
+def test_iterated_tilt_keeps_the_best_levels_ratios_at_any_beta(beta):
+    p0 = np.array([0.3, 0.7, 0.0, 0.0])  # p_0's best level is two states of reward 1
+    q = theory.iterated_tilt(p0, np.array([1.0, 1.0, 2.0, 3.0]), beta, 1)
+    np.testing.assert_allclose(q, p0, rtol=1e-14)

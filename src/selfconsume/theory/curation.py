@@ -16,10 +16,12 @@ Gumbel-shaped bump centred at u = -log w(x), decaying like e^u on the left and d
 on the right; phi(e^u)^{K-1} is smooth and in [0, 1]. The trapezoidal rule on the whole line
 converges geometrically in 1/h for such analytic, rapidly decaying integrands, so a u-grid of step
 1/16 covering every bump (40 e-folds of margin on its left, more by log K, 4 on its right) gives H
-to about machine precision, for all states and replicates at once. Everything is computed from
-log w = beta (r - max r) (w s = e^{log w + u}), and the grid is the union of the bumps' windows, so
-any beta works: the weights of states far below the best never underflow, and far-apart bumps
-leave gaps the grid skips. No Monte Carlo is involved.
+to about machine precision, for all states and replicates at once. The grid is the union of the
+bumps' windows, and each chain of overlapping windows is measured from its own best state c
+(log(w(x) s) = v + beta (r_x - r_c), u = v - log w(c)), so any finite beta works: the weights of
+states far below the best never underflow, far-apart bumps leave gaps the grid skips, and no
+coordinate grows with beta (at beta (r_max - r_min) ~ 1e15 a global u would lose the bumps'
+positions, and H its argmax limit). No Monte Carlo is involved.
 
 As beta -> inf the kept sample is the best of the K candidates, ties split uniformly (`argmax_h`).
 
@@ -40,27 +42,52 @@ import numpy as np
 STEP = 1.0 / 16.0
 LEFT_MARGIN = 40.0  # e-folds of the e^u tail left out below each bump: relative error e^-40
 RIGHT_MARGIN = 4.0  # exp(-e^4) ~ 2e-24 left out above each bump
+MAX_LOG = 1e300
+"""Cap of log(w s): beyond it w s is infinite either way, and the cap keeps inf - inf out."""
 
 
-def log_tilt(rewards: np.ndarray, beta: float) -> np.ndarray:
-    """log w = beta (r - max r) <= 0: Bradley–Terry log-weights, the largest 0 (H is scale-free).
+def log_tilt(rewards: np.ndarray, beta: float, p: np.ndarray | None = None) -> np.ndarray:
+    """log w = beta (r - r_top) <= 0 on p's support: Bradley–Terry log-weights, the best state's 0
+    (H is scale-free). r_top is the best reward of p's support (..., 1), of every state if p is None.
 
     Kept as logarithms: at beta (r_max - r_min) beyond ~745 the small weights underflow to 0 while
-    the curation still orders them (it matters when no better candidate is drawn)."""
+    the curation still orders them (it matters when no better candidate is drawn). The difference
+    r - r_top is taken before scaling by beta, so the best level is exactly 0 at any beta, and a
+    tie of the best level is never split by the rounding of a huge beta r."""
     r = np.asarray(rewards, dtype=float)
-    return beta * (r - r.max())
+    if p is None:
+        top = r.max()
+    else:
+        top = np.max(np.where(np.asarray(p) > 0, r, -np.inf), axis=-1, keepdims=True)
+    delta = r - top
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(delta == 0, 0.0, beta * delta)
 
 
-def _grid(log_w: np.ndarray, k: float) -> np.ndarray:
-    """The u-grid: step STEP on the union of one window per state around its bump at u = -log w.
+def _grid(rewards: np.ndarray, beta: float, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """The integration grid as pairs (anchor reward r_c, v) with u = v - log w(c): step STEP on
+    the union of one window per state around its bump.
 
     A window spans LEFT_MARGIN + log K e-folds left of the bump and RIGHT_MARGIN right of it; a
     state's integrand is negligible outside its own window, so gaps between far-apart bumps (a
-    large beta (r_max - r_min)) are skipped and the grid stays small at any beta."""
+    large beta (r_max - r_min)) are skipped and the grid stays small at any beta. States whose
+    windows chain together form a cluster, measured from its best state c: log(w(x) s) =
+    v + beta (r_x - r_c) stays exact however far the clusters lie apart (a global u ~ beta r
+    loses the bump's position once beta (r_max - r_min) nears 1e15, and its index overflows)."""
+    r = np.asarray(rewards, dtype=float)
     lo = -LEFT_MARGIN - math.log(k)
     width = math.ceil((RIGHT_MARGIN - lo) / STEP) + 1
-    start = np.floor((-log_w + lo) / STEP).astype(np.int64)
-    return np.unique(start[:, None] + np.arange(width)) * STEP
+    order = np.argsort(-r, kind="stable")
+    gaps = beta * -np.diff(r[order])  # bump spacing in e-folds, >= 0
+    cluster = np.empty(r.size, dtype=np.int64)
+    cluster[order] = np.concatenate([[0], np.cumsum(gaps > RIGHT_MARGIN - lo)])
+    anchor = r[order][np.searchsorted(cluster[order], np.arange(cluster.max() + 1))]
+    offset = beta * (r - anchor[cluster])  # bump of x at v = -offset, |offset| < S * width STEP
+    start = np.floor((lo - offset) / STEP).astype(np.int64)
+    first = start.min()
+    span = int(start.max() - first) + width  # one key per (cluster, grid index)
+    keys = np.unique((cluster * span + start - first)[:, None] + np.arange(width))
+    return anchor[keys // span], (keys % span + first) * STEP
 
 
 def argmax_h(p: np.ndarray, rewards: np.ndarray, k: float) -> np.ndarray:
@@ -92,13 +119,14 @@ def h_factor(p: np.ndarray, rewards: np.ndarray, k: float, beta: float) -> np.nd
     p = np.asarray(p, dtype=float)
     if math.isinf(beta):
         return argmax_h(p, rewards, k)
-    log_w = log_tilt(rewards, beta)
-    with np.errstate(over="ignore", divide="ignore"):
+    r = np.asarray(rewards, dtype=float)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         if math.isinf(k):  # scaled by the best weight of p's support, so E_p[w] cannot underflow
-            top = np.max(np.where(p > 0, log_w, -np.inf), axis=-1, keepdims=True)
-            w = np.exp(log_w - top)
+            w = np.exp(log_tilt(r, beta, p))
             return w / (p * np.where(p > 0, w, 0.0)).sum(axis=-1, keepdims=True)
-        a = log_w[:, None] + _grid(log_w, k)  # (S, U): log(w(x) s) with s = e^u
+        anchor, v = _grid(r, beta, k)
+        # (S, U): log(w(x) s) with s = e^u; capped so that a weight beyond overflow gives 0, not NaN
+        a = np.minimum(v + beta * (r[:, None] - anchor), MAX_LOG)
         ws = np.exp(a)
         phi = p @ np.exp(-ws)  # (..., U): E_p[exp(-s w(X))]
         kernel = np.exp(a - ws)  # (S, U): g_x(u) = w(x) s exp(-w(x) s)
@@ -123,13 +151,14 @@ def iterated_tilt(p0: np.ndarray, rewards: np.ndarray, beta: float, t: int) -> n
 
     It is argmax_q E_q[r] - c KL(q || p_0) at c = 1/(t beta): the first-order condition
     r - c log(q / p_0) = const has this q as its solution, and the objective is strictly concave.
-    Computed in logarithms (log p_0 + t beta (r - max r)), so large t beta never overflows;
+    Computed in logarithms (log p_0 + t beta (r - r_top), r_top the best reward of p_0's support),
+    so large t beta never overflows and ties at the top keep p_0's ratios exactly;
     beta must be finite (at beta = inf one step already keeps only p_0's best level)."""
     if not math.isfinite(beta):
         raise ValueError("iterated_tilt needs a finite beta")
     p0 = np.asarray(p0, dtype=float)
     with np.errstate(divide="ignore"):
-        log_q = np.log(p0) + t * log_tilt(rewards, beta)
+        log_q = np.log(p0) + log_tilt(rewards, t * beta, p0)
     q = np.exp(log_q - np.max(log_q, axis=-1, keepdims=True))
     return q / q.sum(axis=-1, keepdims=True)
 
