@@ -5,28 +5,26 @@ generation travels back as a record (`sweep.wire`) and the `Writer` commits it, 
 no shared file system. Each worker uses one torch/BLAS thread (two single-threaded processes beat
 one two-threaded process on a small CPU).
 
-Failures stay with their run: whatever a run raises is recorded as that run's failure (with the
-worker's traceback) and its siblings go on. A Dask worker that dies mid-run costs only the
-generations it had not sent: its task is rerun from the last committed generation. Stopping is
-clean: SIGTERM becomes `Terminated` (a KeyboardInterrupt, `sweep.interrupts`), so Ctrl-C and SIGTERM
-alike cancel pending runs, terminate the workers, mark this sweep's unfinished runs `interrupted`
-and propagate.
+Failures stay with their run: whatever a run raises (sys.exit included) is recorded as that run's
+failure (with the worker's traceback) and its siblings go on. A worker that dies mid-run costs only
+the generations it had not sent: its run resumes from the last committed generation on a fresh
+worker (locally once: a run whose worker dies twice is failed with the reason). Stopping is clean:
+SIGTERM becomes `Terminated` (a KeyboardInterrupt, `sweep.interrupts`), so Ctrl-C and SIGTERM alike
+cancel pending runs, end the workers, mark this sweep's unfinished runs `interrupted` and propagate;
+any other error that stops the sweep (a full disk, a lost cluster) does the same within seconds,
+with the error as the runs' reason.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue as stdqueue
-import signal
 import sys
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import suppress
-from multiprocessing import get_context
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,8 @@ from selfconsume.errors import ConfigError, RunBusy, interrupt_behind
 from selfconsume.loop.run import RunOutcome, run_config, run_generations
 from selfconsume.plan import build, from_json
 from selfconsume.store.sqlite import Store
-from selfconsume.sweep.interrupts import Terminated, interrupts_raise, raise_pending
+from selfconsume.sweep.interrupts import interrupts_raise, raise_pending
+from selfconsume.sweep.pool import LocalPool, WorkerDied
 from selfconsume.sweep.wire import SendingSink, decode_resume
 from selfconsume.sweep.writer import Result, Writer
 
@@ -43,14 +42,11 @@ Poll = Callable[[], None]
 Submit = Callable[[Config, bytes], Any]
 Receive = Callable[[float], list[bytes]]
 POLL_SECONDS = 0.5
-STOP_SECONDS = 5.0
-"""How long a terminated worker may take to end before it is killed."""
 SETTLE_SECONDS = 60.0
 """How long a finished task's records may take to arrive before the run is resubmitted."""
 CONNECT_SECONDS = 5.0
 WAIT_WORKERS = 60.0
 """Default: how long a scheduler may have no workers (at the start or later) before we give up."""
-EXIT_SIGTERM = 128 + signal.SIGTERM
 log = logging.getLogger(__name__)
 
 
@@ -78,42 +74,22 @@ def compute(
 ) -> Result:
     """One task on a worker: run the config's generations from `resume`, sending each back.
 
-    Never touches a store. Whatever the run raises comes back as the result (with its traceback)."""
+    Never touches a store. Whatever the run raises comes back as the result (with its traceback),
+    SystemExit included (a user callable calling sys.exit fails its run, not the worker); only an
+    interrupt (the worker being stopped) propagates."""
     sink = SendingSink(send)
     try:
         cfg = from_json(config_json)
         run_generations(build(cfg), sink, run_id, decode_resume(resume))
     except ConfigError as exc:
         return Result(run_id, "bad_input", sink.last, str(exc), sent_bytes=sink.sent_bytes)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         stop = interrupt_behind(exc)
-        if stop is not None:
+        if isinstance(stop, KeyboardInterrupt):
             raise stop from None
         text = "".join(traceback.format_exception(exc))
         return Result(run_id, "failed", sink.last, _one_line(exc), text, sink.sent_bytes)
     return Result(run_id, "done", sink.last, sent_bytes=sink.sent_bytes)
-
-
-_SEND: Callable[[bytes], object] | None = None
-"""In a pool worker: the put of the queue to the writer (set by the initializer)."""
-
-
-def _init_worker(records: Any) -> None:
-    """A pool worker: one thread, Ctrl-C is the parent's to handle (it stops us by SIGTERM)."""
-    global _SEND
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    single_thread()
-    _SEND = records.put
-
-
-def run_one(run_id: str, config_json: str, resume: bytes) -> Result:
-    """Pool worker entry point. SIGTERM (from the parent stopping the pool) ends this process; the
-    parent marks the run interrupted."""
-    try:
-        with interrupts_raise():
-            return compute(run_id, config_json, resume, _SEND)
-    except Terminated:
-        os._exit(EXIT_SIGTERM)
 
 
 def run_on_worker(run_id: str, config_json: str, resume: bytes, start: int, channel: str) -> Result:
@@ -136,41 +112,30 @@ def run_on_worker(run_id: str, config_json: str, resume: bytes, start: int, chan
 def run_local(
     cfgs: Sequence[Config], store_path: Path, workers: int, poll: Poll
 ) -> list[RunOutcome]:
-    """Run configs in this process (workers=1) or in a pool of worker processes."""
+    """Run configs in this process (workers=1) or on local worker processes (`sweep.pool`).
+
+    Whatever stops the sweep (an interrupt, a full disk, a bug) first ends the workers, then marks
+    the unfinished runs interrupted with that reason, then propagates."""
     if workers <= 1 or len(cfgs) == 1:
         return _run_here(cfgs, store_path, poll)
-    ctx = get_context("spawn")
-    records = ctx.Queue()
-    pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(records,)
-    )
-    store = Store(store_path)
-    writer = Writer(store)
+    with ExitStack() as stack:
+        store = Store(store_path)
+        stack.callback(store.close)
+        writer = Writer(store)
+        stack.callback(writer.close)
+        pool = LocalPool(min(workers, len(cfgs)), compute, single_thread)
+        stack.callback(pool.stop)
 
-    def submit(cfg: Config, resume: bytes) -> Any:
-        return pool.submit(run_one, cfg.run_id, cfg.model_dump_json(), resume)
+        def submit(cfg: Config, resume: bytes) -> Any:
+            return pool.submit(cfg.run_id, cfg.model_dump_json(), resume)
 
-    try:
-        with interrupts_raise():
-            return drive(cfgs, writer, submit, lambda timeout: _drain(records, timeout), poll)
-    except KeyboardInterrupt:
-        _stop_pool(pool)
-        writer.interrupt()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        records.close()
-        store.close()
-
-
-def _drain(records: Any, timeout: float) -> list[bytes]:
-    """Every record waiting in a multiprocessing queue, waiting up to `timeout` for the first."""
-    out = []
-    with suppress(stdqueue.Empty):
-        out.append(records.get(timeout=timeout) if timeout > 0 else records.get_nowait())
-        while True:
-            out.append(records.get_nowait())
-    return out
+        try:
+            with interrupts_raise():
+                return drive(cfgs, writer, submit, pool.receive, poll)
+        except BaseException as exc:
+            pool.stop()
+            writer.stop(exc)
+            raise
 
 
 def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunOutcome]:
@@ -206,21 +171,6 @@ def _run_guarded(cfg: Config, store: Store, on_generation: Callable[[int], None]
         return RunOutcome(cfg.run_id, "failed", _one_line(exc))
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (SIGTERM, then SIGKILL if slow)."""
-    processes = list((pool._processes or {}).values())  # Python 3.14 has pool.terminate_workers()
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        with suppress(OSError, ValueError):
-            p.terminate()
-    deadline = time.monotonic() + STOP_SECONDS
-    for p in processes:
-        p.join(max(0.0, deadline - time.monotonic()))
-        if p.is_alive():
-            p.kill()
-            p.join()
-
-
 def drive(
     cfgs: Sequence[Config],
     writer: Writer,
@@ -231,10 +181,12 @@ def drive(
 ) -> list[RunOutcome]:
     """Submit every run that has work left, commit the records as they arrive, and end each run
     once its task has returned and everything it sent is committed. A stale task, or one whose
-    records do not arrive, is resubmitted from what is committed."""
+    records do not arrive, is resubmitted from what is committed; so is a task whose worker died
+    (`WorkerDied`), once: a run whose worker dies twice is failed."""
     unique = {c.run_id: c for c in cfgs}
     outcomes: dict[str, RunOutcome] = {}
     tasks: dict[str, Any] = {}
+    deaths: dict[str, list[str]] = {}
     for run_id, cfg in unique.items():
         begun = writer.begin(cfg)
         if isinstance(begun, RunOutcome):
@@ -251,7 +203,26 @@ def drive(
             del tasks[run_id]
             try:
                 result = future.result()
-            except Exception as exc:  # the worker or the pool died: commit what did arrive
+            except WorkerDied as exc:  # what it sent before dying is committed already
+                deaths.setdefault(run_id, []).append(
+                    f"{exc} (run at generation {_at(writer, run_id)})"
+                )
+                if len(deaths[run_id]) == 1 and run_id not in writer.busy:
+                    log.warning(
+                        "run %s: its %s; resuming it from generation %d on a fresh worker",
+                        run_id,
+                        exc,
+                        writer.committed(run_id),
+                    )
+                    tasks[run_id] = submit(unique[run_id], writer.resume(run_id))
+                else:
+                    outcomes[run_id] = writer.lost(
+                        run_id,
+                        f"WorkerDied: twice; the last time its {exc}",
+                        _deaths(deaths[run_id]),
+                    )
+                continue
+            except Exception as exc:  # the worker or the cluster lost it: commit what did arrive
                 for data in receive(0):
                     writer.commit(data)
                 outcomes[run_id] = writer.lost(run_id, _one_line(exc))
@@ -279,6 +250,19 @@ def drive(
             check()
         _poll(poll)
     return [outcomes[c.run_id] for c in cfgs]
+
+
+def _at(writer: Writer, run_id: str) -> int | str:
+    return writer.next.get(run_id, "?")
+
+
+def _deaths(deaths: list[str]) -> str:
+    """The stored 'traceback' of a run whose worker died twice: a killed process has none."""
+    lines = "\n".join(f"  {d}" for d in deaths)
+    return (
+        f"The run's worker process died twice, leaving no Python traceback:\n{lines}\n"
+        "A signal or os._exit inside a user callable, or the kernel's OOM killer, ends a worker so."
+    )
 
 
 def run_dask(
@@ -374,13 +358,14 @@ def _on_client(
     try:
         with interrupts_raise():
             return drive(cfgs, writer, submit, receive, poll, check)
-    except BaseException:
+    except BaseException as exc:
         logging.getLogger("distributed").setLevel(logging.ERROR)  # cancelled tasks are expected
         with suppress(Exception):
             client.cancel(list(futures.values()))
-        writer.interrupt()
+        writer.stop(exc)
         raise
     finally:
+        writer.close()
         store.close()
 
 

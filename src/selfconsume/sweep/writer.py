@@ -3,13 +3,17 @@
 It takes each run's lease, reads what the run resumes from, commits the generations its workers
 send back (in order, each in the store's one transaction; a generation sent twice by a retried task
 is committed once) and records how each run ended. Workers never open the store.
+
+While it writes, it holds RESERVE_BYTES of disk in a file beside the store (`<store>-reserve`). When
+the disk fills, the sweep stops and frees that space first, so that SQLite can still record every
+unfinished run as interrupted (with the error as its reason) instead of leaving it `running`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 
 from selfconsume.config import Config
@@ -19,6 +23,8 @@ from selfconsume.store.sqlite import Store
 from selfconsume.sweep.wire import decode_record, encode_resume
 
 log = logging.getLogger(__name__)
+RESERVE_BYTES = 1 << 20
+"""Disk space held during a sweep and freed when the sweep stops, so its runs' fate can be written."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,16 @@ class Writer:
         self.sent_bytes = 0  # bytes of records received
         self.heartbeat_seconds = heartbeat_seconds or store.lease_timeout / 4
         self._beat_at = time.monotonic()
+        self.reserve = store.path.with_name(store.path.name + "-reserve")
+        try:  # random bytes: no file system can store them compressed or sparse
+            self.reserve.write_bytes(os.urandom(RESERVE_BYTES))
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give the reserved disk space back."""
+        self.reserve.unlink(missing_ok=True)
 
     def begin(self, cfg: Config) -> RunOutcome | bytes:
         """Take the run's lease: its resume state to ship, or its outcome if there is nothing to
@@ -127,9 +143,9 @@ class Writer:
         self.store.finish_run(run_id, "failed", result.error, traceback=result.traceback)
         return RunOutcome(run_id, "failed", result.error)
 
-    def lost(self, run_id: str, reason: str) -> RunOutcome:
-        """A task that ended without a result (its worker died, the pool broke): failed."""
-        return self.finish(Result(run_id, "failed", error=reason))
+    def lost(self, run_id: str, reason: str, traceback: str | None = None) -> RunOutcome:
+        """A task that ended without a result (its worker died, the cluster lost it): failed."""
+        return self.finish(Result(run_id, "failed", error=reason, traceback=traceback))
 
     def heartbeat(self) -> None:
         """Refresh the leases of the active runs now and then (queued runs send nothing)."""
@@ -142,9 +158,25 @@ class Writer:
             except RunBusy as exc:
                 self._lost_lease(run_id, exc)
 
-    def interrupt(self) -> None:
-        """Mark every active run interrupted (a rerun resumes it)."""
+    def stop(self, cause: BaseException) -> None:
+        """The sweep stops (an interrupt, or an error such as a full disk): give the reserve back,
+        then mark every active run interrupted with the cause (a rerun resumes it). The cause
+        propagates, so a failure to record is only logged."""
+        self.close()
+        reason = (
+            "interrupted"
+            if isinstance(cause, KeyboardInterrupt)
+            else f"stopped: {_one_line(cause)}"
+        )
         for run_id in list(self.next):
-            with suppress(RunBusy):
-                self.store.finish_run(run_id, "interrupted", "interrupted")
+            try:
+                self.store.finish_run(run_id, "interrupted", reason)
+            except RunBusy:
+                pass
+            except Exception as exc:  # its lease dies with this process: a rerun resumes it
+                log.warning("run %s: could not be marked interrupted (%s)", run_id, _one_line(exc))
         self.next.clear()
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
