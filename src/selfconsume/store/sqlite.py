@@ -18,6 +18,7 @@ loop whose generations take longer should call `heartbeat` inside them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -500,13 +501,19 @@ class Store:
         try:
             return self._db.execute(sql, args)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: unusable store ({exc})") from None
+            raise self._unusable(exc) from None
 
     def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:
             self._db.executemany(sql, rows)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: unusable store ({exc})") from None
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> Exception:
+        """A damaged store is bad input (ConfigError); a full disk is not (OSError ENOSPC)."""
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return OSError(errno.ENOSPC, f"{self.path}: {exc}")
+        return ConfigError(f"{self.path}: unusable store ({exc})")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)

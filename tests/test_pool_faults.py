@@ -1,0 +1,300 @@
+"""Faults of a pooled sweep (`selfconsume run --workers 2`, the real command in a subprocess): a full
+disk, a user reward calling sys.exit or SIGKILLing its own worker, and the sweep's process itself
+SIGKILLed. Each must end within seconds, with every run's fate in the store and no process left
+behind. Every kill waits on an event (a committed generation, a live worker), never on a clock;
+the time limits only turn a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+import selfconsume
+from selfconsume.api import run_experiment
+from selfconsume.store.export import long_frame
+from selfconsume.store.reader import StoreReader
+from selfconsume.store.sqlite import Store
+
+SRC = str(Path(selfconsume.__file__).parents[1])
+HANG = 90
+"""Seconds after which a sweep that should end within seconds counts as hung."""
+
+REWARDS = """
+import multiprocessing, os, signal, sys
+from pathlib import Path
+import numpy as np
+
+calls = {}
+ONCE = Path(__file__).with_name("killed-once")
+
+
+def _third_call_in_a_worker(name):
+    calls[name] = calls.get(name, 0) + 1
+    return multiprocessing.parent_process() is not None and calls[name] >= 3
+
+
+def good(x):
+    return -np.abs(x[:, 0])
+
+
+def also_good(x):
+    return -np.abs(x[:, 0])
+
+
+def exits(x):
+    if _third_call_in_a_worker("exits"):
+        sys.exit(3)
+    return -np.abs(x[:, 0])
+
+
+def killed_once(x):
+    if _third_call_in_a_worker("killed_once") and not ONCE.exists():
+        ONCE.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return -np.abs(x[:, 0])
+
+
+def killed_always(x):
+    if _third_call_in_a_worker("killed_always"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return -np.abs(x[:, 0])
+"""
+
+CURATED = """
+name: pool-faults
+seed: 2
+replicates: 10
+generations: 4
+data: {kind: gaussian, n_real: 8, n_test: 4}
+model: {kind: gaussian}
+scheme: {kind: mix, lam: 1.0}
+curation: {kind: bradley_terry, k: 2, reward: {kind: callable, params: {target: poolrewards:good}}}
+metrics: [gaussian_params]
+"""
+
+LONG = """
+name: pool-long
+seed: 1
+replicates: 200
+generations: {generations}
+data: {{kind: gaussian, n_real: 40, n_test: 2, params: {{dim: 2}}}}
+model: {{kind: gaussian}}
+scheme: {{kind: accumulate, lam: 1.0}}
+metrics: [gaussian_params]
+sweep: {{seed: [1, 2]}}
+"""
+
+
+def frame(path: Path) -> pd.DataFrame:
+    with StoreReader(path) as reader:
+        out = long_frame(reader)
+    cats = out.select_dtypes("category").columns
+    out[cats] = out[cats].astype(str)
+    return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
+
+
+def command(config: Path, store: Path, *extra: str) -> list[str]:
+    cmd = [sys.executable, "-c", "from selfconsume.cli import app; app()", "run", str(config)]
+    return [*cmd, "--store", str(store), "--workers", "2", *extra]
+
+
+def env(*paths: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), SRC])}
+
+
+def start(cmd: list[str], environ: dict[str, str]) -> subprocess.Popen:
+    """The command in a session of its own (so a hung one is killed with all its processes)."""
+    return subprocess.Popen(
+        cmd, env=environ, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    """Its exit code and stderr; a sweep still going after HANG seconds is a hang."""
+    try:
+        _, stderr = proc.communicate(timeout=HANG)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError(f"the sweep hung for {HANG} s") from None
+    return proc.returncode, stderr
+
+
+@pytest.fixture
+def rewards(tmp_path, monkeypatch) -> Path:
+    """A folder holding the user's reward module (importable here and in the workers)."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    (folder / "poolrewards.py").write_text(REWARDS)
+    monkeypatch.syspath_prepend(str(folder))
+    sys.modules.pop("poolrewards", None)
+    return folder
+
+
+def curated_sweep(tmp_path: Path, targets: list[str]) -> Path:
+    config = tmp_path / "curated.yaml"
+    swept = ", ".join(f"poolrewards:{t}" for t in targets)
+    config.write_text(CURATED + f"sweep: {{curation.reward.params.target: [{swept}]}}\n")
+    return config
+
+
+def by_target(store: Path) -> dict:
+    return {
+        r.config["curation"]["reward"]["params"]["target"].split(":")[1]: r
+        for r in Store(store).runs()
+    }
+
+
+# --- a user's code ending its worker ---------------------------------------------------------------
+
+
+def test_a_reward_calling_sys_exit_fails_its_run_and_its_sibling_finishes(tmp_path, rewards):
+    """It used to hang: the SystemExit escaped the sweep's loop and the pool waited forever."""
+    config, store = curated_sweep(tmp_path, ["good", "exits"]), tmp_path / "s.sqlite"
+    proc = start(command(config, store), env(rewards))
+    code, stderr = finish(proc)
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    runs = by_target(store)
+    assert runs["good"].status == "done"
+    failed = runs["exits"]
+    assert (failed.status, failed.error) == ("failed", "SystemExit: 3")
+    assert "in exits" in failed.traceback and failed.generations_done >= 1
+    assert f"run {failed.run_id} failed: SystemExit: 3" in stderr
+
+
+def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, rewards):
+    """A reward SIGKILLing its worker once resumes on a fresh worker to the numbers of a run never
+    killed; one killing it every time fails alone, with the reason; the others never notice. It
+    used to fail 3 runs of 4 with BrokenProcessPool and no traceback."""
+    targets = ["good", "killed_once", "killed_always", "also_good"]
+    config, store = curated_sweep(tmp_path, targets), tmp_path / "s.sqlite"
+    reference = tmp_path / "reference.sqlite"
+    run_experiment(config, store=reference)  # in this process no reward kills
+    proc = start(command(config, store), env(rewards))
+    code, stderr = finish(proc)
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    assert (rewards / "killed-once").exists()  # the kill did happen
+    runs = by_target(store)
+    assert {t: r.status for t, r in runs.items()} == {
+        "good": "done",
+        "killed_once": "done",
+        "killed_always": "failed",
+        "also_good": "done",
+    }
+    assert f"run {runs['killed_once'].run_id}: its worker process" in stderr
+    failed = runs["killed_always"]
+    assert failed.error.startswith("WorkerDied: twice") and "killed by SIGKILL" in failed.error
+    assert failed.traceback.count("was killed by SIGKILL") == 2
+    done = [r.run_id for r in runs.values() if r.status == "done"]
+    ours, theirs = frame(store), frame(reference)
+    pd.testing.assert_frame_equal(
+        ours[ours.run_id.isin(done)].reset_index(drop=True),
+        theirs[theirs.run_id.isin(done)].reset_index(drop=True),
+    )
+
+
+# --- a full disk -----------------------------------------------------------------------------------
+
+
+def _why_no_tmpfs() -> str | None:
+    """Why a private tmpfs cannot be mounted here, or None."""
+    if shutil.which("unshare") is None:
+        return "unshare is not installed"
+    if os.geteuid() != 0:
+        return "needs root for unshare -m and mount"
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
+        capture_output=True,
+    )
+    return None if probe.returncode == 0 else "unshare -m / mount are not permitted here"
+
+
+@pytest.mark.skipif(bool(_why_no_tmpfs()), reason=str(_why_no_tmpfs()))
+def test_a_full_disk_stops_a_pooled_sweep_in_seconds_and_it_resumes(tmp_path):
+    """The store lives on a 3 MB tmpfs that the sweep fills. It used to hang for good, every run
+    left `running`. Now: exit 1 with one line, every run interrupted with the reason (SQLite
+    writes that with the space the writer held back), and a rerun with room resumes to the numbers
+    of an uninterrupted sweep."""
+    config = tmp_path / "long.yaml"
+    config.write_text(LONG.format(generations=100))  # ~5 MB a run
+    reference = tmp_path / "reference.sqlite"
+    run_experiment(config, store=reference)
+    disk, copy = tmp_path / "disk", tmp_path / "copy"
+    disk.mkdir()
+    cmd = " ".join(f"'{c}'" for c in command(config, disk / "s.sqlite"))
+    script = (
+        f"mount -t tmpfs -o size=3m tmpfs '{disk}' || exit 99; {cmd}; code=$?;"
+        f" cp -a '{disk}' '{copy}'; exit $code"
+    )
+    proc = start(["unshare", "-m", "--propagation", "private", "sh", "-c", script], env())
+    code, stderr = finish(proc)
+    assert code == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "OSError: [Errno 28]" in errors[0], stderr
+    runs = Store(copy / "s.sqlite").runs()
+    assert len(runs) == 2
+    for run in runs:
+        assert run.status == "interrupted", (run.status, run.error)
+        assert run.error.startswith("stopped: OSError: [Errno 28]")
+    assert not (copy / "s.sqlite-reserve").exists()  # the reserve was given back
+    outcomes = run_experiment(config, store=copy / "s.sqlite")
+    assert [o.status for o in outcomes] == ["done", "done"]
+    pd.testing.assert_frame_equal(frame(copy / "s.sqlite"), frame(reference))
+
+
+# --- the sweep's own process killed ----------------------------------------------------------------
+
+
+def committed(store: Path) -> int:
+    try:
+        db = sqlite3.connect(store, timeout=1)
+        try:
+            return db.execute("SELECT COALESCE(SUM(generations_done), 0) FROM runs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_no_worker_outlives_a_sigkilled_sweep(tmp_path):
+    """It used to leave both workers and the resource tracker running for good."""
+    config, store = tmp_path / "long.yaml", tmp_path / "s.sqlite"
+    config.write_text(LONG.format(generations=2000))
+    proc = subprocess.Popen(command(config, store), env=env(), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + HANG
+        while committed(store) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert committed(store) >= 2, "no generation was committed in time"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # the two workers (and the resource tracker)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while not all(gone(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [c for c in children if not gone(c)]
+    for c in survivors:  # do not leave them burning the machine
+        c.kill()
+    assert [c.cmdline() for c in survivors] == []
