@@ -86,6 +86,14 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _address(scheduler_file: Path) -> str | None:
+    """The scheduler's address, once it has written the whole file."""
+    try:
+        return json.loads(scheduler_file.read_text())["address"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """(scheduler address, worker processes, hidden folder): workers cannot see `hidden`."""
@@ -111,7 +119,7 @@ def cluster(tmp_path):
         )
     ]
     try:
-        _wait_for(scheduler_file.exists, 30, "the scheduler")
+        _wait_for(lambda: _address(scheduler_file), 30, "the scheduler")
         worker = (
             f"mount -t tmpfs tmpfs '{hidden}' && cd / && exec '{BIN / 'dask'}' worker"
             f" --scheduler-file '{scheduler_file}' --nthreads 1 --no-nanny --host 127.0.0.1"
@@ -127,7 +135,7 @@ def cluster(tmp_path):
             for _ in range(2)
         ]
         procs += workers
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _address(scheduler_file)
         yield address, workers, hidden
     finally:
         for p in reversed(procs):

@@ -138,9 +138,25 @@ def resume_matches(path: Path, reference: pd.DataFrame, raw: dict = TINY) -> Non
 # --- crashes ---------------------------------------------------------------------------------------
 
 
+def generations_done(path: Path) -> int:
+    """How many generations the store at `path` has committed (read by the test, not the run)."""
+    try:
+        db = sqlite3.connect(path, timeout=1)
+        try:
+            return db.execute("SELECT COALESCE(MAX(generations_done), 0) FROM runs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sigkill_at_a_random_moment_resumes_to_the_same_numbers(tmp_path, long_reference, seed):
+    """The kill waits for a random generation to be committed (an event, so a loaded machine
+    cannot make it miss the run), then lands at a random point of the next one."""
     reference, seconds = long_reference
+    rng = np.random.default_rng(seed)
+    after, within = int(rng.integers(1, LONG["generations"] // 2)), rng.uniform()
     path = tmp_path / "s.sqlite"
     pid = os.fork()
     if pid == 0:
@@ -148,7 +164,9 @@ def test_sigkill_at_a_random_moment_resumes_to_the_same_numbers(tmp_path, long_r
             run_tiny(path, LONG)
         finally:
             os._exit(0)
-    time.sleep(np.random.default_rng(seed).uniform(0.1, 0.6) * seconds)
+    while generations_done(path) < after and os.waitpid(pid, os.WNOHANG) == (0, 0):
+        time.sleep(0.01)
+    time.sleep(within * seconds / LONG["generations"])  # about one generation: half the run is left
     os.kill(pid, signal.SIGKILL)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == -signal.SIGKILL
     resume_matches(path, reference, LONG)
@@ -339,13 +357,7 @@ def wait_for_a_commit(store_path: Path, proc: subprocess.Popen, timeout: float =
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-        try:
-            db = sqlite3.connect(store_path, timeout=1)
-            (done,) = db.execute("SELECT COALESCE(MAX(generations_done), 0) FROM runs").fetchone()
-            db.close()
-        except sqlite3.Error:
-            continue
-        if done >= 1:
+        if generations_done(store_path) >= 1:
             return
     raise AssertionError("no generation was committed in time")
 
