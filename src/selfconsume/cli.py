@@ -135,6 +135,7 @@ def presets(
     if kinds:
         from selfconsume.config import SELECTION_RULES
         from selfconsume.data.base import DATA
+        from selfconsume.loop.cures import CURES
         from selfconsume.loop.filters import FILTERS
         from selfconsume.loop.schemes import SCHEMES
         from selfconsume.metrics.base import METRICS
@@ -151,7 +152,9 @@ def presets(
             ]
 
         rules = [("curation", kind, *rule) for kind, rule in SELECTION_RULES.items()]
-        rows = registered(DATA, MODELS, SCHEMES) + rules + registered(FILTERS, REWARDS, METRICS)
+        rows = (
+            registered(DATA, MODELS, SCHEMES) + rules + registered(FILTERS, REWARDS, METRICS, CURES)
+        )
         for role, kind, fields, what in rows:
             table.add_row(role, kind, fields, escape(what))
         console.print(table)

@@ -137,9 +137,20 @@ class Config(_Strict):
     common_random_numbers: bool = False
     """Share random streams across the arms of a sweep (paired comparisons); off, every arm has
     its own streams."""
+    cures: dict[str, Any] = Field(default_factory=dict)
+    """Interventions on the loop: kind -> params (`selfconsume.loop.cures`), typed once resolved."""
     sweep: dict[str, list[Any]] | None = None
     quick: dict[str, Any] | None = None
     description: str = ""
+
+    @model_serializer(mode="wrap")
+    def _without_empty_cures(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No cures serialise as no `cures` key, as before cures existed: run ids and random
+        streams stay what they were."""
+        data = handler(self)
+        if not self.cures:
+            data.pop("cures", None)
+        return data
 
     @property
     def run_id(self) -> str:

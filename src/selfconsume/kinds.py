@@ -56,3 +56,6 @@ FILTER_KINDS = dict.fromkeys(("discriminator", "likelihood"), "selfconsume.loop.
 SCHEME_KINDS = dict.fromkeys(
     ("replace", "mix", "accumulate", "accumulate_subsample", "fresh"), "selfconsume.loop.schemes"
 )
+
+CURE_KINDS = dict.fromkeys(("real_weight",), "selfconsume.loop.cures")
+"""Interventions on the loop (the config's `cures:` block)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from selfconsume.config import Config, CurationConfig, apply_overrides, expand_s
 from selfconsume.data.base import DATA, DataSource, HeldOut, Images
 from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory
+from selfconsume.loop.cures import Cure, build_cures, check_cures, resolve_cures
 from selfconsume.loop.schemes import SCHEMES, Scheme, resolve_scheme
 from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import MODELS, HasPopulation
@@ -46,6 +47,8 @@ class Plan:
     streams: Streams
     filter_score: Filter | None = None
     """The reward-free curation's score (`curation.kind` discriminator or likelihood)."""
+    cures: list[Cure] = field(default_factory=list)
+    """The interventions of the config's `cures:` block."""
 
 
 def load(source: str, overrides: Sequence[str] = (), quick: bool = False) -> list[Config]:
@@ -74,6 +77,8 @@ def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
     }
     if cfg.curation is not None:
         update["curation"] = _resolve_curation(cfg.curation)
+    if cfg.cures:
+        update["cures"] = resolve_cures(cfg.cures)
     cfg = cfg.model_copy(update=update)
     check(cfg)
     return cfg
@@ -149,6 +154,7 @@ def check(cfg: Config) -> None:
         _check_population(cfg, probe, source)
     else:
         _check_population_only(cfg.model.params)
+    check_cures(cfg, source, probe)
 
 
 def _check_population_only(params: Any) -> None:
@@ -257,4 +263,4 @@ def build(cfg: Config) -> Plan:
         score = build_filter(cfg.curation.kind, cfg.curation.params, source)
     elif cfg.curation is not None:
         reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
-    return Plan(cfg, source, model, scheme, reward, streams, score)
+    return Plan(cfg, source, model, scheme, reward, streams, score, build_cures(cfg, source))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from selfconsume.config import Config
 
-ARM_BLOCKS = ("data", "model", "scheme", "curation")
+ARM_BLOCKS = ("data", "model", "scheme", "curation", "cures")
 """The config blocks that name an arm: what is simulated, not how long or what is measured."""
 
 

@@ -1,8 +1,9 @@
 """The run loop: the one place where generations happen.
 
 Generation 0 fits the real set (once for the arms of a sweep that share it: `first_model`). Each next generation samples p_t (curated if configured), builds the
-training set with the scheme, and fits p_{t+1} from scratch or warm-started; in population mode the
-family's exact infinite-sample update replaces sampling and fitting. Every generation's metrics and
+training set with the scheme, and fits p_{t+1} from scratch or warm-started; the configured cures
+(`loop.cures`) act at their hooks: on p_0, on the synthetic samples, on the training weights. In
+population mode the family's exact infinite-sample update replaces sampling and fitting. Every generation's metrics and
 checkpoint commit together, so a rerun resumes after the last committed generation.
 
 The loop writes finished generations to a `Sink`: the store itself in-process; on a worker, a sink
@@ -265,6 +266,8 @@ def run_generations(
         elif t == 0:
             x, labels = split_labels(plan, real)
             diagnostics = fit_first(plan, x, labels)
+            for cure in plan.cures:
+                cure.after_first(model, cfg.data.n_real, streams)
         elif cfg.model.population:
             lam = scheme.population_lam()
             model.population_step(real, lam, _population_curation(plan), plan.source)
@@ -272,6 +275,8 @@ def run_generations(
             if scheme.fresh_real:
                 real = _real_set(plan, t)
             synthetic, weights = _sample_curated(plan, t)
+            for cure in plan.cures:
+                synthetic = cure.correct(synthetic, t)
             if scheme.population_lam() is None and cfg.curation is not None:
                 require_kept(weights, cfg.curation, t)  # other schemes keep their real set
             if keep_pool:
@@ -283,6 +288,8 @@ def run_generations(
                 xy, w = scheme.build(
                     real, synthetic, weights, pool, streams.per_replicate("scheme", t)
                 )
+                for cure in plan.cures:
+                    w = cure.weigh(xy, w, real.shape[1])
                 x, labels = split_labels(plan, xy)
                 diagnostics = model.fit(x, w, t, cfg.model.warm_start, **labels)
         _check_finite(diagnostics, model, t)

@@ -28,6 +28,7 @@ SYMBOLS = {
     "generations": "G",
     "model.params.psi": "ψ",
     "model.params.ridge": "λ_ridge",
+    "cures.real_weight.real_weight": "real weight",
     "model.params.negative_guidance.w": "negative guidance w",
 }
 FLAGS = {

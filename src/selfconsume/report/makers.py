@@ -8,3 +8,4 @@ from selfconsume.report import stability_map  # noqa: F401  # isort: skip
 from selfconsume.report import curves  # noqa: F401  # isort: skip
 from selfconsume.report import sampling_bias  # noqa: F401  # isort: skip
 from selfconsume.report import regression  # noqa: F401  # isort: skip
+from selfconsume.report import cures  # noqa: F401  # isort: skip

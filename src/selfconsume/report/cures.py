@@ -1,0 +1,97 @@
+"""Figures of the cures (selfconsume.loop.cures): each sweeps one cure's strength and shows a
+metric at the last generation against it, with the closed form where one exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from selfconsume.data.regression import RegressionParams, RegressionSource
+from selfconsume.models.regression import RegressionModelParams
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
+from selfconsume.theory import regression as regression_theory
+from selfconsume.theory import weighting
+
+
+def cure_value(run: RunData, kind: str, key: str) -> float | None:
+    """The run's value of cures.<kind>.<key>, or None when the run has no such cure."""
+    cure = (run.config.get("cures") or {}).get(kind)
+    return None if cure is None else float(cure[key])
+
+
+def _first_error(run: RunData) -> float | None:
+    """E[error_0 | X] of a fixed-design OLS run with true sigma (what the weighting law scales)."""
+    cfg = run.config
+    if cfg["data"]["kind"] != "regression" or cfg["model"]["kind"] != "regression":
+        return None
+    data = RegressionParams(**cfg["data"]["params"])
+    model = RegressionModelParams(**cfg["model"]["params"])
+    if data.design != "fixed" or model.ridge != 0 or model.noise != "true_sigma":
+        return None
+    source = RegressionSource(data)
+    x = source.fixed_design(cfg["data"]["n_real"])
+    args = (x, source.design_cov, source.w_star, data.noise_std, 0.0, 0, "replace")
+    return float(regression_theory.fixed_design_error(*args)[0])
+
+
+def weighting_law(run: RunData) -> tuple[float, float] | None:
+    """(E[error_0], rho) where theory.weighting applies: fixed-design OLS with true sigma, the
+    fresh scheme with n_synthetic a multiple of n_real, no curation, psi = 1."""
+    cfg = run.config
+    n, m = cfg["data"]["n_real"], cfg["scheme"]["n_synthetic"]
+    if cfg["scheme"]["kind"] != "fresh" or not m or m % n or cfg["curation"] is not None:
+        return None
+    if cfg["model"]["params"].get("psi", 1.0) != 1.0:
+        return None
+    first = _first_error(run)
+    return None if first is None else (first, n / m)
+
+
+@figure_maker
+def real_weight_sweep(exp: Experiment, out: Path) -> list[Figure]:
+    """Test error at the last generation against the real rows' weight, the exact law dashed."""
+    runs = [(r, cure_value(r, "real_weight", "real_weight")) for r in exp.runs]
+    runs = sorted(
+        ((r, w) for r, w in runs if w is not None and "test_error" in r.metrics),
+        key=lambda rw: rw[1],
+    )
+    if len(runs) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    weights = np.array([w for _, w in runs])
+    stats = [t_interval(r.metrics["test_error"]) for r, _ in runs]
+    last = len(runs[0][0].metrics["test_error"]) - 1
+    means = np.array([m[-1] for m, _ in stats])
+    halves = np.array([h[-1] for _, h in stats])
+    ax.errorbar(weights, means, yerr=halves, fmt="o", capsize=3, label=f"simulation, t = {last}")
+    law = weighting_law(runs[0][0])
+    if law is not None:
+        first, rho = law
+        grid = np.linspace(max(weights.min(), 0.05), 1.0, 200)
+        ax.plot(
+            grid,
+            first * np.array([weighting.error_factor(last, w, rho)[-1] for w in grid]),
+            "k--",
+            lw=0.9,
+            label="exact law at t",
+        )
+        best = weighting.optimal_real_weight(rho)
+        ax.axvline(best, color="tab:red", lw=0.8, label=f"optimum w* = {best:.3f}")
+    ax.set(
+        xlabel="real weight w (share of the training weight on real rows)",
+        ylabel="test error (mean, 95% interval)",
+    )
+    ax.set_title("weighting real against synthetic data")
+    ax.legend(fontsize=8)
+    caption = (
+        "Test error at the last generation against the real rows' share of the weight, with its "
+        "95% t-interval; dashed: the exact law of selfconsume.theory.weighting, red: its optimum "
+        "(sqrt(rho (rho + 4)) - rho) / 2, the golden ratio 1/phi at rho = n_real / n_synthetic = 1."
+    )
+    return [save(fig, exp.path(out, "real-weight"), f"{exp.name}: real-data weight", caption)]
