@@ -77,17 +77,18 @@ SELECTION_RULES = {
 }
 """The reward rules of `selfconsume.loop.curation`, as `presets --kinds` lists them: the keys they
 read from the curation block and what they keep."""
-REWARD_FREE_KINDS = ("discriminator", "likelihood")
+REWARD_FREE_KINDS = ("discriminator", "likelihood", "verifier")
 """Curation kinds that score samples without a reward (`selfconsume.loop.filters`)."""
 
 
 class CurationConfig(_Strict):
     """`bradley_terry` uses k and beta (beta = .inf is the argmax limit); `top_fraction` uses
-    fraction; `threshold` uses threshold. The reward-free kinds (`discriminator`, `likelihood`)
-    take no reward: they score samples themselves (their `params`) and keep them by `select`,
-    one of the three rules above with the score in place of the reward (resolved to top_fraction)."""
+    fraction; `threshold` uses threshold. The reward-free kinds (`discriminator`, `likelihood`,
+    `verifier`) take no reward: they score samples themselves (their `params`) and keep them by
+    `select`, one of the three rules above with the score in place of the reward (resolved to
+    the kind's default: top_fraction, threshold for the verifier)."""
 
-    kind: Literal[SelectionRule, "discriminator", "likelihood"]
+    kind: Literal[SelectionRule, "discriminator", "likelihood", "verifier"]
     reward: RewardConfig | None = None
     select: SelectionRule | None = None
     params: Any = Field(default_factory=dict)

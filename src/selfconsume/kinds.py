@@ -50,7 +50,10 @@ REWARD_KINDS = {
     ),
 }
 
-FILTER_KINDS = dict.fromkeys(("discriminator", "likelihood"), "selfconsume.loop.filters")
+FILTER_KINDS = {
+    **dict.fromkeys(("discriminator", "likelihood"), "selfconsume.loop.filters"),
+    "verifier": "selfconsume.loop.verifier",
+}
 """The reward-free curation kinds (curation.kind)."""
 
 SCHEME_KINDS = dict.fromkeys(

@@ -86,7 +86,8 @@ def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
 
 def _resolve_curation(curation: CurationConfig) -> CurationConfig:
     """Typed reward or filter params; a reward kind needs a reward (and no filter keys), a
-    reward-free kind refuses one and selects by top_fraction unless told otherwise."""
+    reward-free kind refuses one and selects by its `default_select` (top_fraction) unless told
+    otherwise."""
     from selfconsume.loop.filters import FILTERS
 
     kind = curation.kind
@@ -94,9 +95,8 @@ def _resolve_curation(curation: CurationConfig) -> CurationConfig:
         if curation.reward is not None:
             raise ConfigError(f"curation.reward: curation kind {kind} is reward-free (drop it)")
         params = FILTERS.parse_params(kind, curation.params, "curation.params")
-        return curation.model_copy(
-            update={"params": params, "select": curation.select or "top_fraction"}
-        )
+        default = getattr(FILTERS.get(kind).obj, "default_select", "top_fraction")
+        return curation.model_copy(update={"params": params, "select": curation.select or default})
     if curation.reward is None:
         raise ConfigError(f"curation.reward: curation kind {kind} needs a reward")
     for key in ("select", "params"):
