@@ -316,3 +316,13 @@ def test_cli_population_and_sampled_loop_agree_at_a_huge_beta(store_path):
     np.testing.assert_allclose(mass_3(True), law, rtol=1e-12)
     sampled = mass_3(False)
     assert abs(sampled.mean() - law) < 4.5 * sampled.std(ddof=1) / np.sqrt(sampled.size)
+
+
+@pytest.mark.parametrize("population", [True, False])
+def test_a_curation_that_keeps_nothing_names_the_generation(store_path, population):
+    raw = copy.deepcopy(BASE) | {"replicates": 5, "generations": 2}
+    raw["model"] = {"kind": "discrete", "population": population}
+    raw["curation"] |= {"kind": "threshold", "threshold": 10.0}  # above every reward
+    outcome = run_config(resolve(raw), Store(store_path))
+    assert outcome.status == "failed"
+    assert outcome.error.startswith("RunFailed: generation 1: curation threshold kept no ")

@@ -1,5 +1,7 @@
 """The two kinds of failure the CLI distinguishes: bad input (exit 2) and a failure inside a run (exit 1)."""
 
+from collections.abc import Sequence
+
 
 class ConfigError(ValueError):
     """Bad input: an invalid config, data file or argument. The message is one line naming the culprit."""
@@ -7,6 +9,18 @@ class ConfigError(ValueError):
 
 class RunFailed(RuntimeError):
     """A run stopped inside the loop (for example a NaN loss); the store records the reason."""
+
+
+SHOWN_REPLICATES = 10
+"""How many replicate indices a failure message lists."""
+
+
+def replicate_list(indices: Sequence[int]) -> str:
+    """Replicate indices as a failure message lists them: `[0, 3, 7]`, or the first ten and the
+    count."""
+    shown = ", ".join(str(i) for i in indices[:SHOWN_REPLICATES])
+    more = f", ... ({len(indices)} in all)" if len(indices) > SHOWN_REPLICATES else ""
+    return f"[{shown}{more}]"
 
 
 class RunBusy(Exception):

@@ -22,13 +22,9 @@ from collections.abc import Callable
 import numpy as np
 
 from selfconsume.config import CurationConfig
-from selfconsume.errors import RunFailed
+from selfconsume.errors import RunFailed, replicate_list
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom
-
-SHOWN_REPLICATES = 10
-"""How many replicate indices a failure message lists."""
-
 
 SAFE_SCALE = 1e300
 """Largest |beta r| added to the Gumbel noise as it is (beyond, rewards are shifted first)."""
@@ -122,9 +118,7 @@ def require_kept(weights: np.ndarray | None, curation: CurationConfig, generatio
     have weight 0, which every family honours."""
     empty = empty_replicates(weights)
     if empty.size:
-        shown = ", ".join(str(i) for i in empty[:SHOWN_REPLICATES])
-        more = f", ... ({empty.size} in all)" if empty.size > SHOWN_REPLICATES else ""
         raise RunFailed(
             f"generation {generation}: curation {curation.kind} kept no sample of "
-            f"replicate(s) [{shown}{more}]"
+            f"replicate(s) {replicate_list(empty)}"
         )

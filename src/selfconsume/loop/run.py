@@ -269,8 +269,7 @@ def run_generations(
             for cure in plan.cures:
                 cure.after_first(model, cfg.data.n_real, streams)
         elif cfg.model.population:
-            lam = scheme.population_lam()
-            model.population_step(real, lam, _population_curation(plan), plan.source)
+            _population_step(plan, real, t)
         else:
             if scheme.fresh_real:
                 real = _real_set(plan, t)
@@ -300,6 +299,16 @@ def run_generations(
         )
         if on_generation is not None:
             on_generation(t)
+
+
+def _population_step(plan: Plan, real: np.ndarray, t: int) -> None:
+    """Generation t by the family's exact update; a failure names the generation, as the sampled
+    path's do (a curation that keeps no mass of a replicate under `replace`)."""
+    lam = plan.scheme.population_lam()
+    try:
+        plan.model.population_step(real, lam, _population_curation(plan), plan.source)
+    except RunFailed as exc:
+        raise RunFailed(f"generation {t}: {exc}") from exc
 
 
 def _population_curation(plan: Plan) -> object:

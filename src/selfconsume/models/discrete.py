@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from selfconsume.data.base import Categorical
-from selfconsume.errors import ConfigError, RunFailed
+from selfconsume.errors import ConfigError, RunFailed, replicate_list
 from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
 from selfconsume.registry import Example
 from selfconsume.theory import curation as theory
@@ -144,8 +144,8 @@ class DiscreteModel:
         empty = np.flatnonzero(~np.all(np.isfinite(probs), axis=1))
         if empty.size:  # NaN: `replace` after a filter that keeps no mass
             raise RunFailed(
-                f"curation {cfg.kind} keeps no mass of {empty.size} replicate(s), first "
-                f"{empty[0]} (population update)"
+                f"curation {cfg.kind} kept no mass of replicate(s) {replicate_list(empty)} "
+                "(population update)"
             )
         self.probs = probs
 
