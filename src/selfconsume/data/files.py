@@ -21,7 +21,7 @@ from pydantic import Field
 from selfconsume.data.base import DATA, Params
 from selfconsume.data.split import partition
 from selfconsume.errors import ConfigError
-from selfconsume.limits import available_bytes
+from selfconsume.memory import available_bytes
 from selfconsume.registry import Example
 
 MIN_ROWS = 2

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from selfconsume.kinds import MODEL_KINDS
+from selfconsume.memory import Dim, Term
 from selfconsume.registry import Need, Params, Registry
 from selfconsume.seeding import Streams
 
@@ -118,6 +119,18 @@ class HasPopulation(Protocol):
         ...
 
 
+@runtime_checkable
+class DeclaresMemory(Protocol):
+    """A family that declares the arrays its replicates hold (`selfconsume.limits` adds them to
+    the loop's own and refuses, before any row is written, a run that cannot fit)."""
+
+    @classmethod
+    def memory_terms(cls, params: Any, replicates: float, dim: Dim) -> list[Term]:
+        """The family's parameters for all replicates (covariances, stacked networks and their
+        training activations), from its resolved params and the sample dimension."""
+        ...
+
+
 MODELS: Registry[type] = Registry("model", MODEL_KINDS)
 
 
@@ -128,6 +141,7 @@ def model_is(protocol: type, what: str) -> Need:
 
 __all__ = [
     "MODELS",
+    "DeclaresMemory",
     "FitsIncrementally",
     "HasLogProb",
     "HasMoments",

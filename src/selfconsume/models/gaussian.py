@@ -17,6 +17,7 @@ from pydantic import Field
 
 from selfconsume.data.base import KnownMoments
 from selfconsume.errors import ConfigError
+from selfconsume.memory import COPIES, FLOAT64, Dim, Term
 from selfconsume.models.base import MODELS, SamplingParams, Streams
 from selfconsume.registry import Example
 
@@ -104,6 +105,12 @@ class GaussianModel:
 
     population_schemes = frozenset({"replace", "mix"})
     population_curation = False
+
+    @classmethod
+    def memory_terms(cls, params: GaussianModelParams, replicates: float, dim: Dim) -> list[Term]:
+        """Each replicate's covariance (d, d) and its factorisation."""
+        key, d = dim
+        return [Term("covariances", {"replicates": replicates, key: d * d}, FLOAT64 * COPIES)]
 
     def __init__(
         self, params: GaussianModelParams, dim: int, replicates: int, streams: Streams

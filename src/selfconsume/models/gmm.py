@@ -19,6 +19,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from selfconsume.memory import COPIES, FLOAT64, Dim, Term
 from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
 from selfconsume.models.kde import categorical
 
@@ -59,6 +60,13 @@ class GMM:
     """Gaussian mixture fitted by EM per replicate; params: n_components, covariance_type
     (full | tied | diag | spherical), max_iter, tol, reg_covar, psi (weights ∝ w^(1/psi) when
     sampling)."""
+
+    @classmethod
+    def memory_terms(cls, params: GMMParams, replicates: float, dim: Dim) -> list[Term]:
+        """Each replicate's component covariances and precisions (k, d, d)."""
+        key, d = dim
+        factors = {"replicates": replicates, "model.params.n_components": params.n_components}
+        return [Term("mixture covariances", {**factors, key: d * d}, FLOAT64 * COPIES)]
 
     def __init__(self, params: GMMParams, dim: int, replicates: int, streams: Streams) -> None:
         self.p, self.dim, self.replicates, self.streams = params, dim, replicates, streams

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import PositiveFloat
 from scipy.special import logsumexp
 
+from selfconsume.memory import COPIES, FLOAT64, Dim, Term
 from selfconsume.models.base import MODELS, SamplingParams, Streams
 from selfconsume.models.gaussian import weighted_moments
 
@@ -50,6 +51,12 @@ class KDE:
     takes_images = True
     """Flattened images work as any vectors (use a fixed bandwidth: pixels that never vary make
     the data covariance singular)."""
+
+    @classmethod
+    def memory_terms(cls, params: KDEParams, replicates: float, dim: Dim) -> list[Term]:
+        """Each replicate's kernel covariance (d, d) and its Cholesky factor."""
+        key, d = dim
+        return [Term("covariances", {"replicates": replicates, key: d * d}, FLOAT64 * COPIES)]
 
     def __init__(self, params: KDEParams, dim: int, replicates: int, streams: Streams) -> None:
         self.p, self.dim = params, dim

@@ -24,6 +24,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from selfconsume.memory import COPIES, FLOAT32, TORCH_STATE, Dim, Term
+
 Tensor = torch.Tensor
 
 GROUPS = 8
@@ -81,8 +83,43 @@ class MLP:
         self, dim: int, hidden: int, depth: int, time_dim: int, octaves: int, classes: int
     ) -> None:
         self.time_dim, self.octaves, self.classes = time_dim, octaves, classes
+        self.sizes = self.layer_sizes(dim, hidden, depth, time_dim, octaves, classes)
+
+    @staticmethod
+    def layer_sizes(
+        dim: float, hidden: float, depth: int, time_dim: int, octaves: int, classes: int
+    ) -> list[float]:
+        """Widths from the input [features(x), embed(t), one-hot(label)] to the output."""
         inputs = dim * (1 + 2 * octaves) + time_dim + (classes + 1 if classes else 0)
-        self.sizes = [inputs] + [hidden] * depth + [dim]
+        return [inputs] + [hidden] * depth + [dim]
+
+    @classmethod
+    def memory_terms(
+        cls,
+        replicates: float,
+        dim: Dim,
+        batch: float,
+        hidden: int,
+        depth: int,
+        time_dim: int,
+        octaves: int,
+        classes: int,
+    ) -> list[Term]:
+        """Weights and Adam state of every replicate's MLP, and the activations autograd keeps
+        per training batch."""
+        widths = cls.layer_sizes(dim[1], hidden, depth, time_dim, octaves, classes)
+        weights = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+        r = {"replicates": replicates}
+        return [
+            Term(
+                "network parameters", {**r, "model.params.hidden": weights}, FLOAT32 * TORCH_STATE
+            ),
+            Term(
+                "network activations",
+                {**r, "model.params.batch_size": batch, "model.params.hidden": hidden},
+                FLOAT32 * COPIES * (depth + 1),
+            ),
+        ]
 
     def init(self, gens: list[torch.Generator]) -> list[Tensor]:
         """Stacked weights (R, in, out) and biases (R, 1, out)."""
@@ -124,6 +161,30 @@ class UNet:
         self.emb = time_dim + (classes + 1 if classes else 0)
         self.blocks = [(c1, c1), (c1, c2), (c2, c2), (c2 + c1, c1)]
         self.c_in, self.c1 = c, c1
+
+    ACTIVATIONS = 24
+    """Floats autograd keeps per image, channel and pixel in a training step (each block holds
+    about 8 tensors of its channels, the full-resolution ones twice over with the skip)."""
+
+    @classmethod
+    def memory_terms(
+        cls, replicates: float, dim: Dim, batch: float, channels: tuple[int, int], emb: int
+    ) -> list[Term]:
+        """Weights and Adam state of every replicate's U-Net (3x3 convolutions between its
+        widths, `emb` the embedding's width), and its training activations (all replicates'
+        graphs are alive at the backward pass), per pixel of d = C * H * W."""
+        c1, c2 = (float(c) for c in channels)
+        blocks = [(c1, c1), (c1, c2), (c2, c2), (c2 + c1, c1)]
+        weights = sum(9 * a * b + 9 * b * b + emb * b + a * b for a, b in blocks) + 18 * c1 * 3
+        r = {"replicates": replicates}
+        key, d = dim
+        activations = {**r, "model.params.batch_size": batch, "model.params.channels": c1 + c2}
+        return [
+            Term(
+                "network parameters", {**r, "model.params.channels": weights}, FLOAT32 * TORCH_STATE
+            ),
+            Term("network activations", {**activations, key: d}, FLOAT32 * cls.ACTIVATIONS),
+        ]
 
     def init(self, gens: list[torch.Generator]) -> list[Tensor]:
         """[conv in w, b] + per block [gn1 w, b, conv1 w, b, emb w, b, gn2 w, b, conv2 w, b,

@@ -35,6 +35,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from selfconsume.errors import ConfigError
+from selfconsume.memory import Dim, Term
 from selfconsume.models.base import SamplingParams
 from selfconsume.models.nets import MLP, Network, UNet
 from selfconsume.registry import Params
@@ -463,6 +464,18 @@ class TorchFamily:
     purpose = "net"
     takes_images = True
     wants_image_shape = True
+
+    @classmethod
+    def memory_terms(cls, params: NetParams, replicates: float, dim: Dim) -> list[Term]:
+        """The terms of the network `params.net` names (`MLP` or `UNet`)."""
+        p, batch = params, float(params.batch_size)
+        classes = p.classes if p.conditional else 0
+        if p.net == "unet":
+            emb = p.time_dim + (classes + 1 if classes else 0)
+            return UNet.memory_terms(replicates, dim, batch, p.channels, emb)
+        return MLP.memory_terms(
+            replicates, dim, batch, p.hidden, p.depth, p.time_dim, p.x_octaves, classes
+        )
 
     def __init__(
         self,

@@ -1,0 +1,136 @@
+"""Memory refusals: each names the key with the largest factor and the direction that helps, and
+a family's own terms come from the family (`memory_terms`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selfconsume.config import Config
+from selfconsume.errors import ConfigError
+from selfconsume.limits import check_memory, terms
+from selfconsume.memory import Term
+from selfconsume.models.base import MODELS
+
+BASE = {
+    "name": "limits",
+    "replicates": 3,
+    "generations": 2,
+    "data": {"kind": "gaussian", "n_real": 10, "n_test": 4, "params": {"dim": 2}},
+    "model": {"kind": "gaussian"},
+    "scheme": {"kind": "replace"},
+    "metrics": [],
+}
+BT = {"kind": "bradley_terry", "k": 4, "beta": 1.0, "reward": {"kind": "linear"}}
+NET = {"kind": "ddpm", "params": {"hidden": 16, "batch_size": 8}}
+DIGITS = {"kind": "digits", "n_real": 10, "n_test": 4}
+
+
+def config(**changes) -> Config:
+    return Config.model_validate({**BASE, **changes})
+
+
+def csv(tmp_path, columns: int) -> str:
+    path = tmp_path / "wide.csv"
+    np.savetxt(path, np.ones((3, columns)), delimiter=",")
+    return str(path)
+
+
+REFUSALS = {
+    "replicates": ({"replicates": 10**9}, "lower replicates"),
+    "data.params.dim": (
+        {"data": {**BASE["data"], "params": {"dim": 10**6}}},
+        "lower data.params.dim",
+    ),
+    "data.n_real": ({"data": {**BASE["data"], "n_real": 10**12}}, "lower data.n_real"),
+    "data.n_test": ({"data": {**BASE["data"], "n_test": 10**12}}, "lower data.n_test"),
+    "scheme.lam": ({"scheme": {"kind": "mix", "lam": 1e15}}, "lower scheme.lam"),
+    "scheme.n_synthetic": (
+        {"scheme": {"kind": "replace", "n_synthetic": 10**13}},
+        "lower scheme.n_synthetic",
+    ),
+    "generations": (
+        {"generations": 10**12, "scheme": {"kind": "accumulate", "lam": 1.0}},
+        "lower generations",
+    ),
+    "curation.k": ({"curation": {**BT, "k": 10**13}}, "lower curation.k"),
+    "curation.fraction": (
+        {"curation": {**BT, "kind": "top_fraction", "fraction": 1e-13}},
+        "raise curation.fraction",
+    ),
+    "model.params.n_components": (
+        {"model": {"kind": "gmm", "params": {"n_components": 10**12}}},
+        "lower model.params.n_components",
+    ),
+    "model.params.hidden": (
+        {"model": {**NET, "params": {"hidden": 10**6, "batch_size": 8}}},
+        "lower model.params.hidden",
+    ),
+    "model.params.batch_size": (
+        {"model": {**NET, "params": {"hidden": 16, "batch_size": 10**12}}},
+        "lower model.params.batch_size",
+    ),
+    "model.params.channels": (
+        {"model": {"kind": "ddpm", "params": {"net": "unet", "channels": [10**6, 10**6]}}},
+        "lower model.params.channels",
+    ),
+}
+
+
+@pytest.mark.parametrize("key", sorted(REFUSALS))
+def test_every_memory_refusal_names_its_key_and_the_direction_that_helps(key):
+    changes, advice = REFUSALS[key]
+    if key == "curation.fraction":
+        changes = {
+            **changes,
+            "curation": {k: v for k, v in changes["curation"].items() if k != "k"},
+        }
+    with pytest.raises(ConfigError, match=rf"^{key}: this run needs .*; {advice}$"):
+        check_memory(config(**changes), available=10**9)
+
+
+def test_a_top_fraction_too_small_for_memory_says_raise_it():
+    # memory grows as 1 / fraction: lowering it, as the refusal used to advise, makes it worse
+    curation = {"kind": "top_fraction", "fraction": 1e-9, "reward": {"kind": "linear"}}
+    changes = {"replicates": 100, "data": {**BASE["data"], "n_real": 10**4}, "curation": curation}
+    with pytest.raises(ConfigError, match=r"^curation.fraction: .*; raise curation.fraction$"):
+        check_memory(config(**changes), available=10**9)
+    check_memory(config(**{**changes, "curation": {**curation, "fraction": 0.5}}), available=10**9)
+
+
+def test_keys_that_are_not_numbers_say_what_to_change(tmp_path):
+    wide = {"kind": "file", "n_real": 2, "n_test": 1, "params": {"path": csv(tmp_path, 4000)}}
+    with pytest.raises(ConfigError, match=r"^data.params.path: .*; use a data file of fewer col"):
+        check_memory(config(data=wide), available=10**7)
+    with pytest.raises(ConfigError, match=r"^data.kind: .*; use data of fewer dimensions"):
+        check_memory(config(data=DIGITS, model={"kind": "kde"}), available=10**4)
+    with pytest.raises(ConfigError, match=r"^metrics: .*; drop metrics"):
+        check_memory(config(metrics=["w2"]), available=10**6)
+
+
+def test_a_term_in_an_inverse_key_says_raise():
+    term = Term(
+        "t", {"replicates": 3.0, "curation.fraction": 1e9}, 1.0, frozenset({"curation.fraction"})
+    )
+    assert term.advice == "raise curation.fraction"
+    assert Term("t", {"replicates": 3.0}, 1.0).advice == "lower replicates"
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "kde", "gmm", "ddpm", "flow"])
+def test_the_family_declares_its_terms_and_limits_adds_them(kind):
+    cfg = config(model={"kind": kind})
+    family = MODELS.get(kind).obj
+    params = MODELS.parse_params(kind, {}, "model.params")
+    own = family.memory_terms(params, 3.0, ("data.params.dim", 2.0))
+    assert own and all(t in terms(cfg) for t in own)
+
+
+def test_the_unet_is_estimated_from_its_own_layers_not_the_mlps():
+    unet = MODELS.parse_params("ddpm", {"net": "unet", "channels": [8, 16]}, "model.params")
+    wide = MODELS.parse_params("ddpm", {"net": "unet", "channels": [16, 32]}, "model.params")
+    family = MODELS.get("ddpm").obj
+    small, big = (family.memory_terms(p, 1.0, ("data.kind", 64.0)) for p in (unet, wide))
+    assert [t.key for t in small] == ["model.params.channels", "model.params.batch_size"]
+    weights = [t.bytes for t in small], [t.bytes for t in big]
+    assert 3.5 < weights[1][0] / weights[0][0] < 4.1  # 3x3 convolutions: ~ channels squared
+    assert weights[1][1] / weights[0][1] == pytest.approx(2.0)  # activations ~ channels
