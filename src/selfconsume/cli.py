@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (one line naming the key or file),
 from __future__ import annotations
 
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,11 +17,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from selfconsume.errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 DEFAULT_STORE = Path("runs/store.sqlite")
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""Characters a terminal acts on (escape sequences, bells, carriage returns, bidi overrides)."""
 StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store (artifacts beside it).")]
 
 
@@ -35,8 +39,17 @@ def wide_console() -> Console:
     return console if console.width >= 160 else Console(width=160)
 
 
+def plain(text: object, lines: bool = False) -> str:
+    """Text from a store or a user's code made safe for a terminal: control characters removed,
+    and newlines and tabs turned into spaces unless `lines` (so a message stays one line)."""
+    text = str(text)
+    if not lines:
+        text = text.replace("\n", " ").replace("\t", " ")
+    return CONTROL.sub("", text)
+
+
 def _bad_input(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {plain(message)}", err=True)
     return typer.Exit(2)
 
 
@@ -81,14 +94,14 @@ def run(
         _quiet_teardown()
         raise typer.Exit(code) from None
     except Exception as exc:
-        typer.echo(f"error: {_one_line(exc)} (traceback: {_log_traceback(exc)})", err=True)
+        typer.echo(f"error: {plain(_one_line(exc))} (traceback: {_log_traceback(exc)})", err=True)
         raise typer.Exit(1) from None
     for o in outcomes:
         if o.status == "failed":
             note = f"traceback: selfconsume runs --store {store} --traceback {o.run_id}"
-            typer.echo(f"run {o.run_id} failed: {o.error} ({note})", err=True)
+            typer.echo(f"run {o.run_id} failed: {plain(o.error)} ({note})", err=True)
         elif o.status == "busy":
-            typer.echo(f"run {o.run_id} skipped: {o.error}; rerun when it ends", err=True)
+            typer.echo(f"run {o.run_id} skipped: {plain(o.error)}; rerun when it ends", err=True)
     bad = [o for o in outcomes if o.status == "bad_input"]
     if bad:
         raise _bad_input(bad[0].error or "bad input")
@@ -173,32 +186,28 @@ def runs(
         str | None, typer.Option("--traceback", help="Print a failed run's traceback.")
     ] = None,
 ) -> None:
-    """List the runs in the store with their status (or print one failed run's traceback)."""
-    from selfconsume.store.sqlite import Store
+    """List the runs in the store with their status (or print one failed run's traceback).
+    Reads the store only; what it prints from the store is stripped of control characters and
+    never read as markup."""
+    from selfconsume.store.reader import StoreReader
 
     try:
-        opened = Store.open_existing(store)
-        if traceback is not None:
-            try:
-                record = opened.run(traceback)
-            except KeyError:
-                raise ConfigError(f"--traceback: no run {traceback!r} in {store}") from None
-            typer.echo(record.traceback or f"run {traceback} has no traceback ({record.status})")
-            return
-        records = opened.runs()
+        with StoreReader(store) as reader:
+            if traceback is not None:
+                try:
+                    record = reader.status(traceback)
+                except KeyError:
+                    raise ConfigError(f"--traceback: no run {traceback!r} in {store}") from None
+                note = f"run {traceback} has no traceback ({record.status})"
+                typer.echo(plain(record.traceback or note, lines=True))
+                return
+            records = reader.statuses()
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
     table = Table("run_id", "name", "status", "generations", "replicates", "created", "error")
     for r in records:
-        table.add_row(
-            r.run_id,
-            r.name,
-            r.status,
-            str(r.generations_done),
-            str(r.replicates),
-            r.created_at,
-            r.error or "",
-        )
+        cells = (r.run_id, r.name, r.status, r.generations_done, r.replicates, r.created_at)
+        table.add_row(*(Text(plain(c)) for c in (*cells, r.error or "")))
     wide_console().print(table)
 
 
@@ -232,11 +241,15 @@ def report(
     ),
 ) -> None:
     """Write figures (PNG and SVG) and one self-contained HTML page for every experiment in the
-    store. Reads the store only and never runs user code."""
+    store. Reads the store only and never runs user code; a run that cannot be read is left out
+    with one line saying why, and the others are reported."""
     from selfconsume.report.html import write_report
 
+    problems: list[str] = []
     try:
-        page = write_report(store, out)
+        page = write_report(store, out, problems)
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
+    for line in dict.fromkeys(problems):
+        typer.echo(f"skipped: {plain(line)}", err=True)
     typer.echo(f"report: {page}", err=True)

@@ -64,10 +64,19 @@ def load(source: str, overrides: Sequence[str] = (), quick: bool = False) -> lis
 def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
     """The resolved Config of a raw mapping (or of a Config read back from JSON); every error is a
     one-line ConfigError naming the key path."""
+    cfg = typed(raw, label)
+    check(cfg)
+    return cfg
+
+
+def typed(raw: dict[str, Any] | Config, label: str = "config") -> Config:
+    """The resolution of `resolve` less its cross-key `check`: the schema, every params block
+    typed, the scheme's derived keys. It builds no data source and calls no reward, so a store's
+    reader resolves its configs with it (under `registry.stored_config`, it imports nothing)."""
     try:
         cfg = raw if isinstance(raw, Config) else Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{label}: {error_line(exc, '')}") from None
+        raise ConfigError(": ".join(filter(None, (label, error_line(exc, ""))))) from None
     data = DATA.parse_params(cfg.data.kind, cfg.data.params, "data.params")
     model = MODELS.parse_params(cfg.model.kind, cfg.model.params, "model.params")
     update: dict[str, Any] = {
@@ -79,9 +88,7 @@ def resolve(raw: dict[str, Any] | Config, label: str = "config") -> Config:
         update["curation"] = _resolve_curation(cfg.curation)
     if cfg.cures:
         update["cures"] = resolve_cures(cfg.cures)
-    cfg = cfg.model_copy(update=update)
-    check(cfg)
-    return cfg
+    return cfg.model_copy(update=update)
 
 
 def _resolve_curation(curation: CurationConfig) -> CurationConfig:

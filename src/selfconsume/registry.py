@@ -7,7 +7,9 @@ it the first time the kind is asked for."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -28,6 +30,23 @@ T = TypeVar("T")
 
 IDENTITY = {"identity": True}
 """Serialization context of a run's identity (run id and random streams), see `Params.LATER`."""
+_STORED: ContextVar[bool] = ContextVar("stored", default=False)
+
+
+@contextmanager
+def stored_config() -> Iterator[None]:
+    """Validate a config read back from a store: a params validator that would import what the
+    config names (a user's callable) checks only its form, so reading a store runs no user code."""
+    token = _STORED.set(True)
+    try:
+        yield
+    finally:
+        _STORED.reset(token)
+
+
+def reading_stored() -> bool:
+    """Whether the params being validated come from a store (see `stored_config`)."""
+    return _STORED.get()
 
 
 class Params(BaseModel):

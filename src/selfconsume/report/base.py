@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from selfconsume.store.reader import StoreReader
-from selfconsume.store.sqlite import RunRecord
+from selfconsume.config import Config
+from selfconsume.errors import ConfigError
+from selfconsume.store.reads import StoreReads
+from selfconsume.store.records import RunRecord
 
 SLUG_LENGTH = 40
 
@@ -28,15 +30,24 @@ class RunData:
     record: RunRecord
     metrics: dict[str, np.ndarray]
     label: str
-    store: StoreReader
+    store: StoreReads
+    problems: list[str] | None = None
+    """Where a damaged sample snapshot is reported (one line) instead of raised, if given."""
 
     @property
-    def config(self) -> dict[str, Any]:
+    def config(self) -> Config:
         return self.record.config
 
     def samples(self) -> dict[int, np.ndarray]:
-        """Stored sample snapshots by generation, each (replicates_kept, n, dim)."""
-        return self.store.samples(self.record.run_id)
+        """Stored sample snapshots by generation, each (replicates_kept, n, dim); none if one is
+        damaged and `problems` takes the line that says so."""
+        try:
+            return self.store.samples(self.record.run_id)
+        except ConfigError as exc:
+            if self.problems is None:
+                raise
+            self.problems.append(str(exc))
+            return {}
 
 
 def slug(name: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -20,11 +19,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.config import CurationConfig
-from selfconsume.data.discrete import DiscreteParams, DiscreteSource
+from selfconsume.config import Config, CurationConfig
+from selfconsume.data.discrete import DiscreteSource
+from selfconsume.errors import ConfigError
 from selfconsume.metrics.curation import exact_reward_stats
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
 from selfconsume.report.curves import legend_columns, plot_metric, run_color
+from selfconsume.report.labels import population_lam
 from selfconsume.rewards import toy  # noqa: F401  (registers the analytic rewards below)
 from selfconsume.rewards.base import build_reward
 from selfconsume.theory import curation as theory
@@ -34,32 +35,34 @@ MASS = re.compile(r"mass_(\d+)$")
 ANALYTIC_REWARDS = frozenset({"table", "linear", "distance"})
 
 
-def _is_discrete(cfg: dict[str, Any]) -> bool:
-    """A discrete run whose exact update can be drawn: discrete data and model, an analytic reward,
-    fully synthetic or mixed with a stored λ."""
-    scheme = cfg["scheme"]
-    return (
-        cfg["data"]["kind"] == "discrete"
-        and cfg["model"]["kind"] == "discrete"
-        and cfg["curation"]["reward"]["kind"] in ANALYTIC_REWARDS
-        and (scheme["kind"] == "replace" or (scheme["kind"] == "mix" and scheme["lam"] is not None))
-    )
+def _is_discrete(cfg: Config) -> bool:
+    """A discrete run whose exact update can be drawn: discrete data and model, an analytic reward
+    that fits the data (the report runs no `check`), fully synthetic or mixed."""
+    reward = cfg.curation.reward if cfg.curation is not None else None
+    if not (
+        cfg.data.kind == "discrete"
+        and cfg.model.kind == "discrete"
+        and reward is not None
+        and reward.kind in ANALYTIC_REWARDS
+        and cfg.scheme.kind in ("replace", "mix")
+    ):
+        return False
+    try:
+        _setting(cfg)
+    except ConfigError:
+        return False
+    return True
 
 
-def _lam(cfg: dict[str, Any]) -> float | None:
-    """λ of the update, None for fully synthetic (as selfconsume.theory.curation.step takes it)."""
-    return None if cfg["scheme"]["kind"] == "replace" else cfg["scheme"]["lam"]
-
-
-def _setting(cfg: dict[str, Any]) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
+def _setting(cfg: Config) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
     """p_data, the curation and the reward of every state of a discrete run's config."""
-    source = DiscreteSource(DiscreteParams(**cfg["data"]["params"]))
-    cur = CurationConfig.model_validate(cfg["curation"])
+    source = DiscreteSource(cfg.data.params)
+    cur = cfg.curation
     reward = build_reward(cur.reward.kind, cur.reward.params, source)
     return source.probs, cur, reward(np.arange(source.n_states)[:, None])
 
 
-def exact_trajectory(cfg: dict[str, Any], generations: int, k: float | None = None) -> np.ndarray:
+def exact_trajectory(cfg: Config, generations: int, k: float | None = None) -> np.ndarray:
     """Exact p_0..p_G (G+1, S) of a discrete run's config from p_0 = p_data; k overrides K."""
     p_data, cur, rewards = _setting(cfg)
     probs = [p_data]
@@ -69,7 +72,7 @@ def exact_trajectory(cfg: dict[str, Any], generations: int, k: float | None = No
                 probs[-1],
                 p_data,
                 rewards,
-                _lam(cfg),
+                population_lam(cfg),
                 cur.kind,
                 k=cur.k if k is None else k,
                 beta=cur.beta,
@@ -80,14 +83,14 @@ def exact_trajectory(cfg: dict[str, Any], generations: int, k: float | None = No
     return np.array(probs)
 
 
-def _exact_stats(cfg: dict[str, Any], generations: int, k: float | None = None) -> dict:
+def _exact_stats(cfg: Config, generations: int, k: float | None = None) -> dict:
     """Exact reward statistics along the trajectory (each (G+1,)), and e^{beta r*}."""
     _, cur, rewards = _setting(cfg)
     stats = exact_reward_stats(exact_trajectory(cfg, generations, k), rewards, cur.beta)
     return stats | {"best": np.exp(cur.beta * rewards.max())}
 
 
-def rlhf_stats(cfg: dict[str, Any], generations: int) -> dict:
+def rlhf_stats(cfg: Config, generations: int) -> dict:
     """Reward statistics of the closed-form K → ∞ limit of pure curation, p_t ∝ p_data e^{t β r}
     (the KL-regularised optimum at coefficient 1/(t β)), t = 0..generations (each (G+1,))."""
     p_data, cur, rewards = _setting(cfg)
@@ -98,7 +101,7 @@ def rlhf_stats(cfg: dict[str, Any], generations: int) -> dict:
 
 
 def _curated(exp: Experiment, metric: str) -> list[RunData]:
-    return [r for r in exp.runs if r.config.get("curation") and metric in r.metrics]
+    return [r for r in exp.runs if r.config.curation is not None and metric in r.metrics]
 
 
 @figure_maker
@@ -118,13 +121,13 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
             continue
         generations = run.metrics["exp_reward_mean"].shape[0] - 1
         exact = _exact_stats(run.config, generations)
-        lam = _lam(run.config)
+        lam = population_lam(run.config)
         limit = None
-        if run.config["curation"]["kind"] == "bradley_terry" and lam not in limits_drawn:
+        if run.config.curation.kind == "bradley_terry" and lam not in limits_drawn:
             limits_drawn.add(lam)
             limit = _exact_stats(run.config, generations, k=float("inf"))
         tilt = None
-        if limit is not None and lam is None and np.isfinite(run.config["curation"]["beta"]):
+        if limit is not None and lam is None and np.isfinite(run.config.curation.beta):
             tilt = rlhf_stats(run.config, generations)
         for ax, metric in zip(axes, PANELS, strict=True):
             ax.plot(exact[metric], ls="--", lw=1, color=color)

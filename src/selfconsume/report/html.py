@@ -21,40 +21,51 @@ from selfconsume.report import makers  # noqa: F401  (registers the figure and t
 from selfconsume.report.base import FIGURES, TABLES, Experiment, Figure, RunData, TheoryRow
 from selfconsume.report.labels import run_labels, talk_order
 from selfconsume.store.reader import StoreReader
-from selfconsume.store.sqlite import RunRecord
+from selfconsume.store.reads import StoreReads
+from selfconsume.store.records import RunRecord, stored_json
 
 
-def _metrics(store: Any, run_id: str) -> dict[str, np.ndarray]:
-    """metric -> (G, R) array of one run (rows in generation order)."""
-    series: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
-    for generation, metric, values in store.metric_arrays(run_id):
-        series[metric][generation] = values
-    return {m: np.stack([v[g] for g in sorted(v)]) for m, v in series.items()}
-
-
-def load_experiments(store: Any) -> list[Experiment]:
-    """Every experiment of a store (a StoreReader, or a Store), runs in the talk's order."""
-    by_name: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in store.runs():
-        by_name[record.name].append(record)
+def load_experiments(store: StoreReads, problems: list[str] | None = None) -> list[Experiment]:
+    """Every experiment of a store (a StoreReader, or a Store), runs in the talk's order. A run
+    that cannot be read (its config, its metrics, later its samples) is a ConfigError or, given
+    `problems`, left out with its one-line reason appended there."""
+    by_name: dict[str, list[tuple[RunRecord, dict[str, np.ndarray]]]] = defaultdict(list)
+    for record in store.runs(problems=problems):
+        try:
+            series = store.series(record.run_id)
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
+            continue
+        by_name[record.name].append((record, series))
     experiments = []
-    for name, records in by_name.items():
-        records = [records[i] for i in talk_order(records)]
+    for name, runs in by_name.items():
+        runs = [runs[i] for i in talk_order([record for record, _ in runs])]
+        labels = run_labels([record for record, _ in runs])
         exp = Experiment(name)
-        for record, label in zip(records, run_labels(records), strict=True):
-            exp.runs.append(RunData(record, _metrics(store, record.run_id), label, store))
+        for (record, series), label in zip(runs, labels, strict=True):
+            exp.runs.append(RunData(record, series, label, store, problems))
         experiments.append(exp)
     return experiments
 
 
-def write_report(store_path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+def write_report(
+    store_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    problems: list[str] | None = None,
+) -> Path:
     """Write figures (PNG + SVG) and index.html for every experiment in the store; return the page.
-    The store is opened read-only; a missing store or one without runs is a ConfigError."""
+    The store is opened read-only; a missing store or one without runs is a ConfigError. Given
+    `problems`, a run that cannot be read is left out with its one-line reason there (a
+    ConfigError if no run can be read), else it is a ConfigError."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file, not a folder")
     with StoreReader(store_path) as store:
-        experiments = load_experiments(store)
+        experiments = load_experiments(store, problems)
+        if not experiments and problems:
+            raise ConfigError(f"no run of the store can be read; {problems[0]}")
         if not experiments:
             raise ConfigError(f"{store_path}: the store has no runs")
         out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +105,7 @@ def _runs_table(exp: Experiment) -> str:
 def _configs(exp: Experiment) -> str:
     blocks = "".join(
         f"<h4>{_e(r.label)} · <code>{_e(r.record.run_id)}</code></h4>"
-        f"<pre>{_e(json.dumps(r.config, indent=2, ensure_ascii=False))}</pre>"
+        f"<pre>{_e(json.dumps(stored_json(r.config), indent=2, ensure_ascii=False))}</pre>"
         for r in exp.runs
     )
     return f"<details><summary>Resolved config of each run ({len(exp.runs)})</summary>{blocks}</details>"
@@ -141,7 +152,7 @@ def _figure(fig: Figure) -> str:
 
 
 def _section(anchor: str, exp: Experiment, figures: list[Figure], rows: list[TheoryRow]) -> str:
-    description = exp.runs[0].config.get("description", "")
+    description = exp.runs[0].config.description
     return (
         f'<section id="{anchor}"><h2>{_e(exp.name)}</h2>'
         + (f"<p>{_e(description)}</p>" if description else "")

@@ -3,8 +3,10 @@ generation (0, 5, 10, 15, 20), under a row of real images; the feature-space met
 95% t-interval over replicates; and each arm's class histogram at the first and last generation.
 
 The grids read the stored sample snapshots (a 4 x 4 tile of the first replicate per generation)
-and the data's `image_shape`, from the data source rebuilt from the stored config (only image
-kinds: no user code); the curves and histograms read stored metrics only.
+and the data's `image_shape`, from the data source rebuilt from the stored config for the built-in
+image sets (digits, MNIST: no user code, no file the store names); a user's `image_file` is never
+opened (a store may name any file): its images are drawn square, grey or colour, as their size
+says. The curves and histograms read stored metrics only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from selfconsume.config import Config
 from selfconsume.errors import ConfigError
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 from selfconsume.report.curves import INTERVAL, is_class_share, panels
@@ -33,8 +36,9 @@ GAP = 0.5
 CELL_INCHES = 1.5
 LABEL_WIDTH = 20
 """Characters per line of a row label."""
-IMAGE_KINDS = frozenset({"digits", "mnist", "image_file"})
-"""Data kinds whose source the report rebuilds for image_shape and the real row."""
+IMAGE_KINDS = frozenset({"digits", "mnist"})
+"""Data kinds whose source the report rebuilds for image_shape and the real row (built-in sets:
+never a file the store names)."""
 FEATURE_GROUPS = frozenset({"fd", "feature_prd", "fls", "classes", "memorization"})
 """Metric groups of labelled image data: an experiment listing one gets the image curves."""
 HEADLINE = {
@@ -55,22 +59,24 @@ class GridLayout:
     generations: list[int]
 
 
-def image_shape(cfg: dict[str, Any], dim: int) -> tuple[tuple[int, int, int] | None, Any]:
-    """(C, H, W) of a run's images and its data source (None when it cannot be rebuilt, say a
-    moved .npz: then a square grey image if dim is a square, else no shape)."""
+def image_shape(cfg: Config, dim: int) -> tuple[tuple[int, int, int] | None, Any]:
+    """(C, H, W) of a run's images and its data source (None unless it is a built-in image set:
+    then square images, grey if dim is a square, colour if dim / 3 is one, else no shape)."""
     from selfconsume.data.base import DATA, Images
 
     source = None
-    kind = cfg["data"]["kind"]
-    if kind in IMAGE_KINDS:
+    if cfg.data.kind in IMAGE_KINDS:
         try:
-            source = DATA.get(kind).obj(DATA.parse_params(kind, cfg["data"]["params"], "data"))
+            source = DATA.get(cfg.data.kind).obj(cfg.data.params)
         except (ConfigError, OSError, ImportError):
             source = None
     if isinstance(source, Images) and math.prod(source.image_shape) == dim:
         return tuple(source.image_shape), source
-    side = math.isqrt(dim)
-    return ((1, side, side) if side * side == dim else None), None
+    for channels in (1, 3):
+        side = math.isqrt(dim // channels)
+        if channels * side * side == dim:
+            return (channels, side, side), None
+    return None, None
 
 
 def mosaic(x: np.ndarray, shape: tuple[int, int, int], side: int = TILE) -> np.ndarray:
@@ -156,7 +162,7 @@ def image_grid(exp: Experiment, out: Path) -> list[Figure]:
 
 
 def _image_metrics(exp: Experiment) -> bool:
-    return any(FEATURE_GROUPS & set(run.config.get("metrics", [])) for run in exp.runs)
+    return any(FEATURE_GROUPS & set(run.config.metrics) for run in exp.runs)
 
 
 def _classes(exp: Experiment) -> list[str]:

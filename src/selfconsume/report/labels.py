@@ -4,6 +4,10 @@ Schemes read as the talk says them: "fully synthetic", "λ = 0.5", "λ = 0 (real
 curation "only curated synthetic" and "real & curated synthetic (λ = 0.5)". Other swept keys get a
 short readable form (K = 4, β = 1, n = 10, MLE, ...). Runs are ordered as in the talk: fully
 synthetic first, then decreasing λ.
+
+Everything is read from the runs' resolved, typed configs. What a scheme means (its λ, its batch,
+its words) is asked of the scheme through `population_lam`, `synthetic_count` and `scheme_label`
+only: the seam where the scheme kinds' own hooks plug in.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from selfconsume.store.reader import flatten, swept_keys
-from selfconsume.store.sqlite import RunRecord
+from selfconsume.config import Config
+from selfconsume.loop.schemes import SCHEMES, Scheme
+from selfconsume.store.records import RunRecord, swept_keys
 
 SCHEME_KEYS = ("scheme.kind", "scheme.lam", "scheme.n_synthetic")
 SHORT = 40
@@ -38,17 +43,34 @@ FLAGS = {
 }
 
 
-def number(value: float) -> str:
-    """1.0 -> 1, 0.5 -> 0.5, inf -> ∞."""
+def number(value: float | str) -> str:
+    """1.0 -> 1, 0.5 -> 0.5, inf (or JSON's "Infinity") -> ∞."""
+    if value in ("Infinity", "-Infinity"):
+        value = float(value)
     if isinstance(value, float) and math.isinf(value):
-        return "∞"
+        return "∞" if value > 0 else "−∞"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def scheme_label(cfg: dict[str, Any]) -> str:
+def _scheme(cfg: Config) -> Scheme:
+    """The run's scheme, as the run built it (its kind's class on the resolved block)."""
+    return SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
+
+
+def population_lam(cfg: Config) -> float | None:
+    """λ of the run's exact update E_real[log p] + λ E_{p_t}[log p]; None is fully synthetic."""
+    return _scheme(cfg).population_lam()
+
+
+def synthetic_count(cfg: Config) -> int:
+    """Samples of p_t a generation trains on (per replicate), as the run's scheme draws them."""
+    return _scheme(cfg).n_synthetic
+
+
+def scheme_label(cfg: Config) -> str:
     """The training-set rule in the talk's words (curated variants when the run curates)."""
-    scheme, curated = cfg["scheme"], cfg.get("curation") is not None
-    kind, lam = scheme["kind"], scheme.get("lam")
+    curated = cfg.curation is not None
+    kind, lam = cfg.scheme.kind, population_lam(cfg)
     lam_text = "" if lam is None else f"λ = {number(lam)}"
     if kind == "replace":
         return "only curated synthetic" if curated else "fully synthetic"
@@ -62,7 +84,7 @@ def scheme_label(cfg: dict[str, Any]) -> str:
         "accumulate": "accumulated synthetic",
         "accumulate_subsample": "accumulated synthetic, subsampled",
         "fresh": "fresh real & synthetic",
-    }[kind]
+    }.get(kind, kind)
     return ("curated " if curated else "") + words + (f" ({lam_text})" if lam_text else "")
 
 
@@ -77,15 +99,15 @@ def key_label(key: str, value: Any) -> str:
     return f"{key.split('.')[-1]} = {number(value) if isinstance(value, int | float) else value}"
 
 
-def curation_label(cfg: dict[str, Any]) -> str:
+def curation_label(cfg: Config) -> str:
     """A curation in a few words: "no curation", a reward-free kind ("discriminator filter"), or
     the rule and its reward ("Bradley–Terry on log_density")."""
-    curation = cfg.get("curation")
+    curation = cfg.curation
     if curation is None:
         return "no curation"
-    kind = WORDS.get(curation["kind"], curation["kind"])
-    reward = curation.get("reward")
-    return f"{kind} filter" if reward is None else f"{kind} on {reward['kind']}"
+    kind = WORDS.get(curation.kind, curation.kind)
+    reward = curation.reward
+    return f"{kind} filter" if reward is None else f"{kind} on {reward.kind}"
 
 
 def run_labels(records: list[RunRecord]) -> list[str]:
@@ -97,13 +119,13 @@ def run_labels(records: list[RunRecord]) -> list[str]:
         return [r.run_id for r in records] if len(records) > 1 else [short]
     labels = []
     for record in records:
-        flat, parts = flatten(record.config), []
+        flat, parts = record.flat, []
         if any(k in keys for k in SCHEME_KEYS):
             parts.append(scheme_label(record.config))
         by_kind = "curation.kind" in keys  # arms that curate differently: one phrase each
         if by_kind:
             parts.append(curation_label(record.config))
-        elif record.config.get("curation") is None and any(k.startswith("curation") for k in keys):
+        elif record.config.curation is None and any(k.startswith("curation") for k in keys):
             parts.append("no curation")
         for key in keys:
             if by_kind and key.startswith("curation"):
@@ -127,8 +149,7 @@ def _distinct(labels: list[str], records: list[RunRecord]) -> list[str]:
 
 
 def _batch(record: RunRecord) -> str:
-    n = record.config["scheme"].get("n_synthetic")
-    return "" if n is None else f"n_synthetic = {n}"
+    return f"n_synthetic = {synthetic_count(record.config)}"
 
 
 def _run_id(record: RunRecord) -> str:
@@ -140,8 +161,8 @@ def talk_order(records: list[RunRecord]) -> list[int]:
     other schemes after; ties keep the store's order."""
 
     def rank(i: int) -> tuple[int, float]:
-        scheme = records[i].config["scheme"]
-        lam = scheme.get("lam")
-        return ORDER.get(scheme["kind"], len(ORDER)), -(lam if lam is not None else math.inf)
+        cfg = records[i].config
+        lam = population_lam(cfg)
+        return ORDER.get(cfg.scheme.kind, len(ORDER)), -(lam if lam is not None else math.inf)
 
     return sorted(range(len(records)), key=rank)

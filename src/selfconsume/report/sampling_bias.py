@@ -20,8 +20,9 @@ METRICS = ("precision", "recall")
 
 
 def psi_of(run: RunData) -> float:
-    """The run's sampling bias (1 when its family's params do not name one)."""
-    return float(run.config["model"]["params"].get("psi", 1.0))
+    """The run's sampling bias ψ from its typed model params; a family whose params have no ψ
+    samples without bias (ψ = 1)."""
+    return float(getattr(run.config.model.params, "psi", 1.0))
 
 
 def _runs(exp: Experiment) -> list[RunData]:

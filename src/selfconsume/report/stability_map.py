@@ -24,7 +24,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.ticker import FuncFormatter
 
 from selfconsume.report.base import Experiment, Figure, figure_maker, save, t_interval
-from selfconsume.store.reader import flatten, swept_keys
+from selfconsume.store.records import swept_keys
 
 METRICS = ("w2", "sliced_w2")
 DIFFERENCES = ("high_quality",)
@@ -46,7 +46,7 @@ def grid_keys(exp: Experiment) -> tuple[str, str] | None:
 
     A key whose value the axes before it fix in every run (scheme.n_synthetic, fixed by scheme.lam
     and data.n_real) is derived, not an axis."""
-    flats = [flatten(r.config) for r in exp.runs]
+    flats = [r.record.flat for r in exp.runs]
     keys = swept_keys([r.record for r in exp.runs])
     if not keys or not all(_is_number(f.get(k)) for f in flats for k in keys):
         return None
@@ -84,12 +84,12 @@ def paired_grid(
     """x values, y values, the mean over replicates of the paired change of `metric`, last over
     first generation (ratio) or last minus first (Y, X; NaN where a ratio's first value is 0), the
     half-width of its 95% Student t-interval, and the mean first value of each y row."""
-    xs = sorted({flatten(r.config)[x_key] for r in exp.runs})
-    ys = sorted({flatten(r.config)[y_key] for r in exp.runs})
+    xs = sorted({r.record.flat[x_key] for r in exp.runs})
+    ys = sorted({r.record.flat[y_key] for r in exp.runs})
     mean, half = np.full((len(ys), len(xs)), np.nan), np.zeros((len(ys), len(xs)))
     start = np.zeros(len(ys))
     for run in exp.runs:
-        flat = flatten(run.config)
+        flat = run.record.flat
         i, j = ys.index(flat[y_key]), xs.index(flat[x_key])
         values = run.metrics[metric]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,7 +155,7 @@ def _panel(
 
 def _draw(exp: Experiment, keys: tuple[str, str], metric: str, out: Path) -> Figure:
     panels = [(metric, True)] + [(m, False) for m in DIFFERENCES if _stored(exp, m)]
-    xs, ys = (len({flatten(r.config)[k] for r in exp.runs}) for k in keys)
+    xs, ys = (len({r.record.flat[k] for r in exp.runs}) for k in keys)
     fig, axes = plt.subplots(
         1, len(panels), figsize=(len(panels) * (1.1 * xs + 3.4), 0.75 * ys + 2.2), squeeze=False
     )

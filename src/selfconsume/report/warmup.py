@@ -1,11 +1,11 @@
 """Warm-up figures and tables: the collapse of sigma_t and W2 of Gaussian chains against the closed
 forms of selfconsume.theory.gaussian, each run's curve computed with that run's own n, sigma,
-estimator and sampling bias psi, read from its stored config through the kinds' own params models (no default restated).
+estimator and sampling bias psi, read from its resolved, typed config (the kinds' own params
+models: no default restated).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,8 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.data.gaussian import GaussianParams
-from selfconsume.models.gaussian import GaussianModelParams
+from selfconsume.loop.schemes import half_up
 from selfconsume.report.base import (
     Experiment,
     Figure,
@@ -27,6 +26,7 @@ from selfconsume.report.base import (
     save,
     table_maker,
 )
+from selfconsume.report.labels import population_lam, synthetic_count
 from selfconsume.theory import gaussian as theory
 
 
@@ -46,30 +46,30 @@ class Series(NamedTuple):
 def _series(run: RunData) -> Series | None:
     """The setting of a 1-D Gaussian warm-up run (sampled, no curation, sigma_t stored), or None."""
     cfg = run.config
-    if cfg["model"]["kind"] != "gaussian" or cfg["data"]["kind"] != "gaussian":
+    if cfg.model.kind != "gaussian" or cfg.data.kind != "gaussian":
         return None
-    data = GaussianParams(**cfg["data"]["params"])
-    model = GaussianModelParams(**cfg["model"]["params"])
-    if data.dim != 1 or data.cov is not None or cfg["model"]["population"]:
+    data, model = cfg.data.params, cfg.model.params
+    if data.dim != 1 or data.cov is not None or cfg.model.population:
         return None
-    if cfg["curation"] is not None or "std" not in run.metrics:
+    if cfg.curation is not None or "std" not in run.metrics:
         return None
     std = run.metrics["std"]
     mu = float(np.ravel(data.mean)[0])
     gens = np.arange(len(std))
-    return Series(cfg["data"]["n_real"], mu, data.std, model.estimator, model.psi, std, gens)
+    return Series(cfg.data.n_real, mu, data.std, model.estimator, model.psi, std, gens)
 
 
 def _warmup_runs(exp: Experiment, scheme: str) -> list[tuple[RunData, Series]]:
     """The experiment's 1-D Gaussian warm-up runs under `scheme` with its default batch size
-    (n_real for replace, lam n_real rounded for mix), whether stored as null or resolved."""
+    (n_real for replace, lam n_real rounded for mix)."""
     out = []
     for run in exp.runs:
-        series, spec = _series(run), run.config["scheme"]
-        if series is None or spec["kind"] != scheme or (scheme == "mix" and spec["lam"] is None):
+        series = _series(run)
+        if series is None or run.config.scheme.kind != scheme:
             continue
-        lam_n = 1.0 * series.n if scheme == "replace" else spec["lam"] * series.n
-        if spec["n_synthetic"] in (None, round(lam_n), math.floor(lam_n + 0.5)):
+        lam = population_lam(run.config)
+        lam_n = 1.0 * series.n if lam is None else lam * series.n
+        if synthetic_count(run.config) in (round(lam_n), half_up(lam_n)):
             out.append((run, series))
     return out
 
@@ -128,7 +128,7 @@ def mixed_variance_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     references: dict[tuple[int, float, str, float, int], None] = {}
     for run, (n, _, sigma, est, psi, std, gens) in runs:
-        lam = run.config["scheme"]["lam"]
+        lam = population_lam(run.config)
         (line,) = ax.plot(gens, (std**2).mean(1), label=run.label)
         expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est, psi)
         ax.plot(gens, expected, ls="--", color=line.get_color(), lw=0.9)
@@ -189,7 +189,7 @@ def warmup_theory(exp: Experiment) -> list[TheoryRow]:
         if "w2_sq" in run.metrics:
             rows += _rows(run, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(*setting))
     for run, (n, _, sigma, est, psi, std, gens) in _warmup_runs(exp, "mix"):
-        lam = run.config["scheme"]["lam"]
+        lam = population_lam(run.config)
         expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est, psi)
         rows += _rows(run, "E[σ_t²]", std**2, expected)
     return rows
@@ -211,22 +211,17 @@ def _dim_runs(exp: Experiment) -> list[tuple[RunData, Covariance]]:
     out = []
     for run in exp.runs:
         cfg = run.config
-        if cfg["model"]["kind"] != "gaussian" or cfg["data"]["kind"] != "gaussian":
+        if cfg.model.kind != "gaussian" or cfg.data.kind != "gaussian":
             continue
-        data = GaussianParams(**cfg["data"]["params"])
-        scheme = cfg["scheme"]
-        if data.dim < 2 or cfg["model"]["population"] or cfg["curation"] is not None:
+        data, model = cfg.data.params, cfg.model.params
+        if data.dim < 2 or cfg.model.population or cfg.curation is not None:
             continue
-        if scheme["kind"] != "replace" or scheme["n_synthetic"] not in (
-            None,
-            cfg["data"]["n_real"],
-        ):
+        if cfg.scheme.kind != "replace" or synthetic_count(cfg) != cfg.data.n_real:
             continue
         if "cov_logdet" not in run.metrics:
             continue
         cov = np.asarray(data.cov) if data.cov is not None else data.std**2 * np.eye(data.dim)
-        model = GaussianModelParams(**cfg["model"]["params"])
-        out.append((run, Covariance(cfg["data"]["n_real"], cov, model.estimator, model.psi)))
+        out.append((run, Covariance(cfg.data.n_real, cov, model.estimator, model.psi)))
     return out
 
 

@@ -9,15 +9,21 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from selfconsume.errors import ConfigError
-from selfconsume.registry import Example
+from selfconsume.registry import Example, reading_stored
 from selfconsume.rewards.base import REWARDS, Params, Reward
+
+
+def _split(target: str) -> tuple[str, str]:
+    """(module, function) of `module:function`; ValueError if it has another form."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"expected 'module:function', got {target!r}")
+    return module_name, attr
 
 
 def resolve(target: str) -> Callable[[np.ndarray], np.ndarray]:
     """Import `module:function` (dots allowed on both sides); ValueError says why it failed."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"expected 'module:function', got {target!r}")
+    module_name, attr = _split(target)
     try:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -37,7 +43,11 @@ class CallableParams(Params):
     @field_validator("target")
     @classmethod
     def _importable(cls, target: str) -> str:
-        resolve(target)
+        """Importable when a run is planned; read back from a store, only of the right form."""
+        if reading_stored():
+            _split(target)
+        else:
+            resolve(target)
         return target
 
 

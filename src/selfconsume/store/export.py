@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from selfconsume.errors import ConfigError
-from selfconsume.store.reader import Block, StoreReader, flatten, swept_keys
-from selfconsume.store.sqlite import RunRecord
+from selfconsume.store.reader import StoreReader
+from selfconsume.store.reads import Block
+from selfconsume.store.records import RunRecord, swept_keys
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,9 +79,8 @@ class Layout:
             "metric": reader.metric_names([r.run_id for r in runs]),
         }
         run_codes = {"run_id": list(range(len(runs))), "name": [names.index(r.name) for r in runs]}
-        flats = [flatten(r.config) for r in runs]
         for key in swept_keys(runs):
-            categories[key], run_codes[key] = _dictionary([f.get(key) for f in flats])
+            categories[key], run_codes[key] = _dictionary([r.flat.get(key) for r in runs])
         return cls(runs, categories, run_codes)
 
     @property
@@ -265,6 +265,7 @@ def export(
         layout = Layout.of(reader)
         if not layout.runs:
             raise ConfigError(f"{store}: the store has no runs")
+        reader.check_metrics()  # before a byte is written
         if summary:
             import pyarrow as pa
 

@@ -18,7 +18,6 @@ loop whose generations take longer should call `heartbeat` inside them.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -28,8 +27,7 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ from selfconsume.cache import write_atomic
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError, RunBusy
 from selfconsume.store.checkpoint import CheckpointError, from_bytes, to_bytes
+from selfconsume.store.reads import StoreReads, refuse_linked_folder
+from selfconsume.store.records import RunStatus, stored_json
 
 SCHEMA_VERSION = 1
 """0: the unversioned store before leases (migrated by adding columns); 1: leases, tracebacks,
@@ -82,50 +82,22 @@ ADDED_COLUMNS = {
     "artifacts": ("sha256 TEXT",),
 }
 """Columns that version 1 added to a version-0 store (the whole migration)."""
-RUN_COLUMNS = (
-    "run_id, name, config_json, status, error, created_at, finished_at, generations_done,"
-    " replicates, traceback, owner, heartbeat"
-)
 
 log = logging.getLogger(__name__)
-
-
-def artifact_path(artifacts: Path, path: str) -> Path:
-    """The file an artifact row names, refused unless it lies inside the artifact folder (a store
-    someone hands over must not point anywhere else)."""
-    full = (artifacts / path).resolve()
-    if Path(path).is_absolute() or not full.is_relative_to(artifacts.resolve()):
-        raise CheckpointError(f"path {path!r} lies outside {artifacts}; refused")
-    return full
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    run_id: str
-    name: str
-    config: dict[str, Any]
-    status: str  # running | done | failed | interrupted
-    error: str | None
-    created_at: str
-    finished_at: str | None
-    generations_done: int
-    replicates: int
-    traceback: str | None = None
-    owner: str | None = None  # the lease holder while a process computes the run
-    heartbeat: float | None = None
-
-
-class Store:
+class Store(StoreReads):
     """Read and write runs, metric arrays and artifacts. Safe for several processes (WAL, leases).
 
-    `Store(path)` creates the store if needed; `Store.open_existing(path)` is for readers and
-    raises ConfigError when there is no store at `path`. Any unusable path (a directory, a
-    read-only or corrupt file, another program's database, a newer schema) is a one-line
-    ConfigError naming it."""
+    `Store(path)` creates the store if needed; `Store.open_existing(path)` opens one to resume or
+    repair it (it may migrate it) and raises ConfigError when there is none at `path`; a reader
+    that must not write uses `StoreReader`. Any unusable path (a directory, a read-only or
+    corrupt file, another program's database, a newer schema, a symlinked artifact folder) is a
+    one-line ConfigError naming it."""
 
     def __init__(
         self,
@@ -136,6 +108,7 @@ class Store:
     ) -> None:
         self.path = Path(path)
         self.artifacts = self.path.with_name(self.path.stem + "_artifacts")
+        refuse_linked_folder(self.artifacts)
         self.lease_timeout = lease_timeout
         self._token = secrets.token_hex(8)
         self._leased = False  # whether close() has leases to release
@@ -148,7 +121,7 @@ class Store:
 
     @classmethod
     def open_existing(cls, path: str | os.PathLike[str]) -> Store:
-        """Open a store for reading: never creates one (ConfigError "no such store")."""
+        """Open an existing store to write to: never creates one (ConfigError "no such store")."""
         return cls(path, create=False)
 
     @property
@@ -234,13 +207,13 @@ class Store:
 
     # --- leases ----------------------------------------------------------------------------
 
-    def begin_run(self, cfg: Config) -> RunRecord:
+    def begin_run(self, cfg: Config) -> RunStatus:
         """Register a run (or find it again) and take its lease unless it is done.
 
         A failed or interrupted run is set back to running. RunBusy if another live process holds
         the lease; a dead holder's lease is taken over."""
         run_id = cfg.run_id
-        config_json = json.dumps(cfg.model_dump(mode="json", exclude={"sweep", "quick"}))
+        config_json = json.dumps(stored_json(cfg))
         with self._transaction():
             self._exec(
                 "INSERT OR IGNORE INTO runs (run_id, name, config_json, status, created_at,"
@@ -258,7 +231,7 @@ class Store:
                     (self.owner, time.time(), run_id),
                 )
                 self._leased = True
-        return self.run(run_id)
+        return self.status(run_id)
 
     def heartbeat(self, run_id: str) -> None:
         """Refresh this Store's lease on a run; RunBusy if another process has taken it over."""
@@ -323,8 +296,7 @@ class Store:
         (e.g. {"x": (R, m, d), "w": (R, m)}), written once and never pruned (`load_pool`). A scheme
         with a pool commits a batch at every generation from its first one on. The checkpoint and
         pool batch may come already encoded (`checkpoint.to_bytes`), as a worker ships them."""
-        folder = self.artifacts / run_id
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self._run_folder(run_id)
         files = {
             "checkpoint": _write(folder / f"checkpoint_{generation:05d}.npz", _npz(checkpoint))
         }
@@ -356,6 +328,15 @@ class Store:
             )
         self._unlink(stale)
 
+    def _run_folder(self, run_id: str) -> Path:
+        """The run's artifact folder, created if needed; refused (ConfigError) if it or the
+        artifact folder is a symbolic link, so no file is written outside the store's folder."""
+        refuse_linked_folder(self.artifacts)
+        folder = self.artifacts / run_id
+        refuse_linked_folder(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def _drop_artifacts(self, where: str, args: Sequence[Any]) -> list[str]:
         """Inside a transaction: delete artifact rows, returning their paths for `_unlink`."""
         paths = [p for (p,) in self._exec(f"SELECT path FROM artifacts WHERE {where}", args)]
@@ -364,7 +345,8 @@ class Store:
 
     def _unlink(self, paths: list[str]) -> None:
         for path in paths:
-            with contextlib.suppress(CheckpointError):  # never touch a path outside the folder
+            # never touch a path outside the folder; a file that will not go is left behind
+            with contextlib.suppress(CheckpointError, OSError):
                 self._artifact_path(path).unlink(missing_ok=True)
 
     def _rewind(self, run_id: str, start: int) -> None:
@@ -386,16 +368,6 @@ class Store:
         self._unlink(stale)
 
     # --- reading ---------------------------------------------------------------------------
-
-    def run(self, run_id: str) -> RunRecord:
-        row = self._exec(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id=?", (run_id,)).fetchone()
-        if row is None:
-            raise KeyError(run_id)
-        return RunRecord(row[0], row[1], json.loads(row[2]), *row[3:])
-
-    def runs(self, name: str | None = None) -> list[RunRecord]:
-        query = "SELECT run_id FROM runs" + (" WHERE name=?" if name else "") + " ORDER BY rowid"
-        return [self.run(r) for (r,) in self._exec(query, (name,) if name else ()).fetchall()]
 
     def progress(self) -> dict[str, tuple[int, str]]:
         """generations_done and status of every run (polled for progress bars)."""
@@ -419,8 +391,8 @@ class Store:
                 self._check_pool(run_id, generation)
             except CheckpointError as exc:
                 log.warning(
-                    "%s: run %s, generation %d: checkpoint not loaded (%s); resuming earlier",
-                    self.artifacts / path,
+                    "%s: run %s, generation %s: checkpoint not loaded (%s); resuming earlier",
+                    self.artifacts / str(path),
                     run_id,
                     generation,
                     exc,
@@ -439,33 +411,10 @@ class Store:
                 batches.append(from_bytes(self._read(path, digest)))
             except CheckpointError as exc:
                 raise ConfigError(
-                    f"{self.artifacts / path}: pool batch of run {run_id} generation {generation}"
+                    f"{self.artifacts / str(path)}: pool batch of run {run_id} generation {generation}"
                     f" unreadable ({exc})"
                 ) from None
         return batches
-
-    def metric_arrays(self, run_id: str) -> Iterator[tuple[int, str, np.ndarray]]:
-        """(generation, metric, values over replicates) for one run, by generation."""
-        rows = self._exec(
-            "SELECT generation, metric, value FROM metrics WHERE run_id=? ORDER BY generation, metric",
-            (run_id,),
-        ).fetchall()
-        for generation, metric, blob in rows:
-            yield generation, metric, np.frombuffer(blob, dtype=np.float64)
-
-    def samples(self, run_id: str) -> dict[int, np.ndarray]:
-        """The stored sample snapshots of a run, by generation (ConfigError if one is damaged)."""
-        rows = self._exec(
-            "SELECT generation, path, sha256 FROM artifacts WHERE run_id=? AND kind='samples'",
-            (run_id,),
-        ).fetchall()
-        out = {}
-        for generation, path, digest in rows:
-            try:
-                out[generation] = np.load(io.BytesIO(self._read(path, digest)), allow_pickle=False)
-            except (CheckpointError, ValueError, OSError, EOFError) as exc:
-                raise ConfigError(f"{self.artifacts / path}: unreadable samples ({exc})") from None
-        return out
 
     def _pool_rows(self, run_id: str, upto: int) -> list[tuple[int, str, str | None]]:
         return self._exec(
@@ -482,38 +431,13 @@ class Store:
         for _, path, digest in rows:
             self._read(path, digest)
 
-    def _read(self, path: str, digest: str | None) -> bytes:
-        """An artifact's bytes, checked against its recorded SHA-256 (CheckpointError if not)."""
-        try:
-            data = self._artifact_path(path).read_bytes()
-        except OSError as exc:
-            raise CheckpointError(f"{type(exc).__name__}: {exc.strerror}") from None
-        if digest is not None and hashlib.sha256(data).hexdigest() != digest:
-            raise CheckpointError("checksum mismatch: the file was truncated or altered")
-        return data
-
-    def _artifact_path(self, path: str) -> Path:
-        return artifact_path(self.artifacts, path)
-
     # --- SQL -------------------------------------------------------------------------------
-
-    def _exec(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, args)
-        except sqlite3.DatabaseError as exc:
-            raise self._unusable(exc) from None
 
     def _executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         try:
             self._db.executemany(sql, rows)
         except sqlite3.DatabaseError as exc:
             raise self._unusable(exc) from None
-
-    def _unusable(self, exc: sqlite3.DatabaseError) -> Exception:
-        """A damaged store is bad input (ConfigError); a full disk is not (OSError ENOSPC)."""
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            return OSError(errno.ENOSPC, f"{self.path}: {exc}")
-        return ConfigError(f"{self.path}: unusable store ({exc})")
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
