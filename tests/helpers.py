@@ -6,7 +6,8 @@ import numpy as np
 
 from selfconsume.config import expand_sweep
 from selfconsume.loop.run import run_config
-from selfconsume.plan import resolve
+from selfconsume.plan import resolve, typed
+from selfconsume.store.records import RunRecord
 from selfconsume.store.sqlite import Store
 
 
@@ -19,6 +20,12 @@ def run_raw(raw: dict, store_path) -> tuple[Store, list[str]]:
         run_config(cfg, store)
         ids.append(cfg.run_id)
     return store, ids
+
+
+def record(raw: dict, i: int = 0) -> RunRecord:
+    """A done run `run{i}` of the raw config, resolved as a store's reader resolves it."""
+    cfg = typed(raw)
+    return RunRecord(f"run{i}", cfg.name, "done", None, "", None, 1, 1, config=cfg)
 
 
 def metric(store: Store, run_id: str, name: str) -> np.ndarray:

@@ -222,9 +222,7 @@ def test_a_run_failing_on_a_dask_worker_leaves_its_traceback_and_siblings_finish
     store_path = tmp_path / "f.sqlite"
     outcomes = run_experiment(config, store=store_path, executor="dask", workers=1)
     assert sorted(o.status for o in outcomes) == ["done", "failed"]
-    by_target = {
-        r.config["curation"]["reward"]["params"]["target"]: r for r in Store(store_path).runs()
-    }
+    by_target = {r.config.curation.reward.params.target: r for r in Store(store_path).runs()}
     assert by_target["clrewards:good"].status == "done"
     failed = by_target["clrewards:type_error"]
     assert failed.status == "failed" and failed.error.startswith("TypeError: unsupported")

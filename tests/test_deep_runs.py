@@ -72,7 +72,7 @@ def test_bad_2d_input_exits_2(config_file, store_path, tmp_path):
 def test_diverging_run_fails_and_siblings_finish(config_file, store_path):
     result = run(config_file, store_path, "sweep.model.params.lr=[0.001, 1.0e+30]")
     assert result.exit_code == 1
-    runs = {r.config["model"]["params"]["lr"]: r for r in Store(store_path).runs()}
+    runs = {r.config.model.params.lr: r for r in Store(store_path).runs()}
     assert runs[0.001].status == "done" and runs[0.001].generations_done == 3
     assert runs[1e30].status == "failed"
     assert "non-finite" in runs[1e30].error

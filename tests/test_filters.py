@@ -290,19 +290,22 @@ def test_filtering_preset_runs_at_quick_scale(tmp_path):
 
 
 def test_arms_that_curate_differently_are_labelled_by_their_curation():
-    from selfconsume.report.labels import run_labels
-    from selfconsume.store.sqlite import RunRecord
+    from helpers import record
 
-    base = {"name": "f", "scheme": {"kind": "replace", "lam": None, "n_synthetic": None}}
+    from selfconsume.report.labels import run_labels
+
+    base = {
+        "name": "f",
+        "data": {"kind": "gaussian", "n_real": 10},
+        "model": {"kind": "gaussian"},
+        "scheme": {"kind": "replace"},
+    }
     curations = [
         None,
-        {"kind": "discriminator", "select": "bradley_terry", "k": 4.0, "reward": None},
+        {"kind": "discriminator", "select": "bradley_terry", "k": 4.0},
         {"kind": "bradley_terry", "k": 4.0, "reward": {"kind": "log_density", "params": {}}},
     ]
-    records = [
-        RunRecord(f"run{i}", "f", base | {"curation": c}, "done", None, "", None, 1, 1)
-        for i, c in enumerate(curations)
-    ]
+    records = [record(base | {"curation": c}, i) for i, c in enumerate(curations)]
     assert run_labels(records) == [
         "no curation",
         "discriminator filter",

@@ -220,7 +220,7 @@ def test_preset_runs_at_quick_scale(tmp_path):
     result = runner.invoke(app, ["run", "self-improving", "--quick", "--store", str(store_path)])
     assert result.exit_code == 0, result.output
     runs = Store(store_path).runs()
-    weights = sorted(r.config["model"]["params"]["negative_guidance"]["w"] for r in runs)
+    weights = sorted(r.config.model.params.negative_guidance.w for r in runs)
     assert weights == [0.0, 0.5, 1.5]
     assert all(r.status == "done" and r.generations_done == 4 for r in runs)
 

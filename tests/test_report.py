@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from helpers import run_raw
+from helpers import record, run_raw
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
@@ -19,7 +19,7 @@ from selfconsume.errors import ConfigError
 from selfconsume.report.html import load_experiments, write_report
 from selfconsume.report.labels import run_labels, talk_order
 from selfconsume.store.reader import StoreReader
-from selfconsume.store.sqlite import RunRecord, Store
+from selfconsume.store.sqlite import Store
 from selfconsume.theory import gaussian as theory
 
 WARMUP = {
@@ -93,7 +93,7 @@ def files_under(folder) -> set:
         "ABSOLUTE",
         'x" onerror="alert(1)',
         "<script>alert(1)</script>",
-        "n" * 300,
+        "n" * 200,  # the longest a config may give (a longer one is a crafted store's)
         ".",
     ],
 )
@@ -102,7 +102,7 @@ def test_any_run_name_stays_inside_out_and_escaped(tmp_path, name):
         name = str(tmp_path / "elsewhere" / "figure")
     store, _ = run_raw(WARMUP | {"replicates": 20, "generations": 2}, tmp_path / "store.sqlite")
     store.close()
-    rename(tmp_path / "store.sqlite", name)  # any name a store may hold, valid as a config or not
+    rename(tmp_path / "store.sqlite", name)  # any name a config may hold
     out = tmp_path / "a" / "b" / "report"
     before = files_under(tmp_path)
     write_report(tmp_path / "store.sqlite", out)
@@ -187,25 +187,19 @@ def test_report_leaves_the_store_unchanged(tmp_path):
     assert hashlib.sha256((tmp_path / "store.sqlite").read_bytes()).hexdigest() == digest
 
 
-def record(config: dict, i: int) -> RunRecord:
-    return RunRecord(f"run{i}", config["name"], config, "done", None, "", None, 1, 1)
-
-
 def labelled(configs: list[dict]) -> list[str]:
     records = [record(c, i) for i, c in enumerate(configs)]
     return run_labels([records[i] for i in talk_order(records)])
 
 
 def test_arms_are_labelled_and_ordered_as_in_the_talk():
-    base = {"name": "s", "data": {"n_real": 10}, "curation": None}
-    schemes = [
-        {"kind": "mix", "lam": 0.0, "n_synthetic": None},
-        {"kind": "replace", "lam": None, "n_synthetic": None},
-        {"kind": "mix", "lam": 0.5, "n_synthetic": None},
-    ]
+    data = {"kind": "discrete", "n_real": 10, "params": {"probs": [0.5, 0.5]}}
+    base = {"name": "s", "data": data, "model": {"kind": "discrete"}}
+    schemes = [{"kind": "mix", "lam": 0.0}, {"kind": "replace"}, {"kind": "mix", "lam": 0.5}]
     configs = [base | {"scheme": s} for s in schemes]
     assert labelled(configs) == ["fully synthetic", "λ = 0.5", "λ = 0 (real only)"]
-    curation = {"kind": "bradley_terry", "k": 4.0, "beta": 1.0, "reward": {"kind": "table"}}
+    reward = {"kind": "table", "params": {"values": [0.0, 1.0]}}
+    curation = {"kind": "bradley_terry", "k": 4.0, "beta": 1.0, "reward": reward}
     curated = [
         base | {"scheme": s, "curation": curation | {"k": k}}
         for k in (2.0, 4.0)
@@ -218,17 +212,19 @@ def test_arms_are_labelled_and_ordered_as_in_the_talk():
         "real & curated synthetic (λ = 0.5), K = 4",
     ]
     warmup = [
-        {"name": "w", "data": {"n_real": n}, "model": {"params": {"estimator": e}}, "scheme": {}}
+        {
+            "name": "w",
+            "data": {"kind": "gaussian", "n_real": n},
+            "model": {"kind": "gaussian", "params": {"estimator": e}},
+        }
         for n in (10, 100)
         for e in ("unbiased", "mle")
     ]
-    for c in warmup:
-        c["scheme"] = schemes[1]
-    assert labelled(warmup) == [
-        "n = 10, unbiased",
-        "n = 10, MLE",
-        "n = 100, unbiased",
-        "n = 100, MLE",
+    assert labelled(warmup) == [  # n_synthetic, resolved to n_real, differs too: named
+        "fully synthetic, n = 10, unbiased",
+        "fully synthetic, n = 10, MLE",
+        "fully synthetic, n = 100, unbiased",
+        "fully synthetic, n = 100, MLE",
     ]
 
 

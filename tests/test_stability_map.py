@@ -107,9 +107,7 @@ def test_map_interval_is_the_replicates_student_t_interval(store_path):
     (exp,) = load_experiments(store)
     assert grid_keys(exp) == ("scheme.lam", "data.n_real")
     _, _, mean, half, _ = paired_grid(exp, "scheme.lam", "data.n_real", "w2")
-    run = next(
-        r for r in exp.runs if r.config["scheme"]["lam"] == 4.0 and r.config["data"]["n_real"] == 5
-    )
+    run = next(r for r in exp.runs if r.config.scheme.lam == 4.0 and r.config.data.n_real == 5)
     ratio = run.metrics["w2"][-1] / run.metrics["w2"][0]
     assert mean[0, 1] == pytest.approx(ratio.mean())
     low, high = stats.t.interval(0.95, df=5, loc=ratio.mean(), scale=stats.sem(ratio))
