@@ -21,6 +21,7 @@ from selfconsume.loop.run import run_config
 from selfconsume.plan import resolve
 from selfconsume.store import sqlite as store_module
 from selfconsume.store.checkpoint import to_bytes
+from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import KEEP_CHECKPOINTS, SCHEMA_VERSION, Store
 
 RAW = {
@@ -116,6 +117,45 @@ def test_a_damaged_checkpoint_resumes_from_the_previous_generation(
     (warning,) = one_line_warnings(caplog)
     assert str(newest) in warning
     assert_matches(store, run_id, reference)
+
+
+@pytest.mark.parametrize("path", ["", ".", "a\0b"], ids=["empty", "folder", "nul"])
+def test_an_artifact_path_naming_no_file_resumes_from_the_previous_generation(
+    tmp_path, reference, caplog, path
+):
+    store, run_id = interrupted(tmp_path / "s.sqlite")
+    store._db.execute(
+        "UPDATE artifacts SET path=? WHERE run_id=? AND generation=? AND kind='checkpoint'",
+        (path, run_id, STOP),
+    )
+    assert resume(store) == list(range(STOP, RAW["generations"] + 1))
+    (warning,) = one_line_warnings(caplog)
+    assert "refused" in warning
+    assert_matches(store, run_id, reference)
+
+
+def test_a_symlinked_artifact_folder_is_refused_and_never_written_through(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    Store(tmp_path / "s.sqlite").close()
+    (tmp_path / "s_artifacts").symlink_to(target)
+    for opener in (Store, StoreReader):
+        with pytest.raises(ConfigError, match="symbolic link") as info:
+            opener(tmp_path / "s.sqlite")
+        assert "\n" not in str(info.value)
+    assert list(target.iterdir()) == []
+
+
+def test_a_symlinked_run_folder_is_never_written_through(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    cfg = resolve(RAW)
+    store = Store(tmp_path / "s.sqlite")
+    store.artifacts.mkdir()
+    (store.artifacts / cfg.run_id).symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        run_config(cfg, store)
+    assert list(target.iterdir()) == []
 
 
 def test_no_readable_checkpoint_restarts_from_zero_with_consistent_rows(
