@@ -311,7 +311,7 @@ def test_every_failure_is_recorded_honestly_and_siblings_finish(curated, tmp_pat
     failed_lines = [line for line in result.output.splitlines() if " failed: " in line]
     assert len(failed_lines) == 2
     store = Store(store_path)
-    by_target = {r.config["curation"]["reward"]["params"]["target"]: r for r in store.runs()}
+    by_target = {r.config.curation.reward.params.target: r for r in store.runs()}
     assert by_target["faultrewards:good"].status == "done"
     for name, kind in (("type_error", "TypeError"), ("memory_error", "MemoryError")):
         record = by_target[f"faultrewards:{name}"]

@@ -1,6 +1,6 @@
 """Regression figures and tables: the test error of self-consuming OLS / ridge against the closed
-forms of selfconsume.theory.regression, each run's curve from its own stored config (read through
-the kinds' params models, no default restated).
+forms of selfconsume.theory.regression, each run's curve from its own resolved, typed config (the
+kinds' params models, no default restated).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.data.regression import RegressionParams, RegressionSource
-from selfconsume.models.regression import RegressionModelParams
+from selfconsume.data.regression import RegressionSource
 from selfconsume.report.base import (
     Experiment,
     Figure,
@@ -26,6 +25,7 @@ from selfconsume.report.base import (
     t_interval,
     table_maker,
 )
+from selfconsume.report.labels import synthetic_count
 from selfconsume.theory import regression as theory
 
 
@@ -34,26 +34,25 @@ def closed_form(run: RunData) -> np.ndarray | None:
     replace or accumulate (lam = 1, batches of n_real), no curation, psi = 1; OLS on a Gaussian
     design (true sigma; sigma_hat too under replace), or OLS / ridge with true sigma on a fixed one."""
     cfg = run.config
-    if cfg["data"]["kind"] != "regression" or cfg["model"]["kind"] != "regression":
+    if cfg.data.kind != "regression" or cfg.model.kind != "regression":
         return None
-    data = RegressionParams(**cfg["data"]["params"])
-    model = RegressionModelParams(**cfg["model"]["params"])
-    scheme, n = cfg["scheme"], cfg["data"]["n_real"]
-    if scheme["kind"] not in ("replace", "accumulate") or scheme["n_synthetic"] != n:
+    data, model = cfg.data.params, cfg.model.params
+    scheme, n = cfg.scheme.kind, cfg.data.n_real
+    if scheme not in ("replace", "accumulate") or synthetic_count(cfg) != n:
         return None
-    if cfg["curation"] is not None or model.psi != 1.0 or "test_error" not in run.metrics:
+    if cfg.curation is not None or model.psi != 1.0 or "test_error" not in run.metrics:
         return None
     true_sigma = model.noise == "true_sigma"
-    if not true_sigma and scheme["kind"] == "accumulate":
+    if not true_sigma and scheme == "accumulate":
         return None
     gens = np.arange(len(run.metrics["test_error"]))
     source = RegressionSource(data)
     if data.design == "fixed" and true_sigma:
         args = (source.fixed_design(n), source.design_cov, source.w_star, data.noise_std)
-        return theory.fixed_design_error(*args, model.ridge, int(gens[-1]), scheme["kind"])
+        return theory.fixed_design_error(*args, model.ridge, int(gens[-1]), scheme)
     if data.design == "fixed" or model.ridge != 0.0:
         return None
-    law = theory.replace_error if scheme["kind"] == "replace" else theory.accumulate_error
+    law = theory.replace_error if scheme == "replace" else theory.accumulate_error
     return law(gens, data.dim, n, data.noise_std) * data.feature_std**2
 
 
