@@ -12,30 +12,29 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.data.regression import RegressionParams, RegressionSource
-from selfconsume.models.regression import RegressionModelParams
+from selfconsume.data.regression import RegressionSource
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
+from selfconsume.report.labels import synthetic_count
 from selfconsume.theory import regression as regression_theory
 from selfconsume.theory import weighting
 
 
 def cure_value(run: RunData, kind: str, key: str) -> float | None:
     """The run's value of cures.<kind>.<key>, or None when the run has no such cure."""
-    cure = (run.config.get("cures") or {}).get(kind)
-    return None if cure is None else float(cure[key])
+    cure = (run.config.cures or {}).get(kind)
+    return None if cure is None else float(getattr(cure, key))
 
 
 def _first_error(run: RunData) -> float | None:
     """E[error_0 | X] of a fixed-design OLS run with true sigma (what the weighting law scales)."""
     cfg = run.config
-    if cfg["data"]["kind"] != "regression" or cfg["model"]["kind"] != "regression":
+    if cfg.data.kind != "regression" or cfg.model.kind != "regression":
         return None
-    data = RegressionParams(**cfg["data"]["params"])
-    model = RegressionModelParams(**cfg["model"]["params"])
+    data, model = cfg.data.params, cfg.model.params
     if data.design != "fixed" or model.ridge != 0 or model.noise != "true_sigma":
         return None
     source = RegressionSource(data)
-    x = source.fixed_design(cfg["data"]["n_real"])
+    x = source.fixed_design(cfg.data.n_real)
     args = (x, source.design_cov, source.w_star, data.noise_std, 0.0, 0, "replace")
     return float(regression_theory.fixed_design_error(*args)[0])
 
@@ -44,10 +43,10 @@ def weighting_law(run: RunData) -> tuple[float, float] | None:
     """(E[error_0], rho) where theory.weighting applies: fixed-design OLS with true sigma, the
     fresh scheme with n_synthetic a multiple of n_real, no curation, psi = 1."""
     cfg = run.config
-    n, m = cfg["data"]["n_real"], cfg["scheme"]["n_synthetic"]
-    if cfg["scheme"]["kind"] != "fresh" or not m or m % n or cfg["curation"] is not None:
+    n, m = cfg.data.n_real, synthetic_count(cfg)
+    if cfg.scheme.kind != "fresh" or not m or m % n or cfg.curation is not None:
         return None
-    if cfg["model"]["params"].get("psi", 1.0) != 1.0:
+    if getattr(cfg.model.params, "psi", 1.0) != 1.0:  # a family without psi samples unbiased
         return None
     first = _first_error(run)
     return None if first is None else (first, n / m)
