@@ -150,10 +150,7 @@ def curated_sweep(tmp_path: Path, targets: list[str]) -> Path:
 
 
 def by_target(store: Path) -> dict:
-    return {
-        r.config.curation.reward.params.target.split(":")[1]: r
-        for r in Store(store).runs()
-    }
+    return {r.config.curation.reward.params.target.split(":")[1]: r for r in Store(store).runs()}
 
 
 # --- a user's code ending its worker ---------------------------------------------------------------
