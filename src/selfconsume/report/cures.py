@@ -100,10 +100,10 @@ def _verifier_runs(exp: Experiment) -> list[tuple[RunData, float, float]]:
     """(run, a, b) of the experiment's runs curated by a verifier that store the test error."""
     out = []
     for run in exp.runs:
-        curation = run.config.get("curation")
-        if curation and curation["kind"] == "verifier" and "test_error" in run.metrics:
-            params = curation["params"]
-            out.append((run, float(params["accept_good"]), float(params["reject_bad"])))
+        curation = run.config.curation
+        if curation and curation.kind == "verifier" and "test_error" in run.metrics:
+            params = curation.params
+            out.append((run, float(params.accept_good), float(params.reject_bad)))
     return sorted(out, key=lambda x: (x[1], x[2]))
 
 
