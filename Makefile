@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 STORE ?= runs/store.sqlite
 WORKERS ?= 2
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test test-quick chromium bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,26 @@ demo: $(STAMP)
 	$(BIN)/python -m selfconsume.demo --store $(STORE) --workers $(WORKERS)
 	$(BIN)/selfconsume report --store $(STORE) --out report
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest
+
+# The edit loop: every test but those marked slow (presets at quick scale, deep families trained
+# to a tolerance, the browser), about a third of the time.
+test-quick: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+# The report's browser test runs headless Chromium: installed with apt-get when missing and this
+# is root (instant when present); otherwise that test skips, saying why (and fails in CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get) for the report's browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		echo "apt-get could not install chromium: the browser test will skip"; \
+	else \
+		echo "chromium is missing and installing it needs root and apt-get: the browser test will skip"; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --out bench-results/bench.json

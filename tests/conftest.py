@@ -1,10 +1,15 @@
-"""Shared fixtures: one BLAS/torch thread per test process, a fresh store per test, and a
-classifier cache of the session's own (never ~/.cache)."""
+"""Shared fixtures: one BLAS/torch thread per test process, a fresh store per test, a classifier
+cache of the session's own (never ~/.cache), the digits data and a module's config file.
+
+Tests marked `slow` (a preset at quick scale, a deep model trained to a tolerance, a real
+browser) run in `make test` like the others; `pytest -m "not slow"` is the quick loop while
+editing (see pyproject's markers)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("SELFCONSUME_CACHE", tempfile.mkdtemp(prefix="selfconsume-cache-"))
@@ -12,9 +17,32 @@ os.environ.setdefault("SELFCONSUME_CACHE", tempfile.mkdtemp(prefix="selfconsume-
 import pytest
 import torch
 
+from selfconsume.cache import CACHE_ENV
+from selfconsume.data.base import DATA
+
 torch.set_num_threads(1)
 
 
 @pytest.fixture
 def store_path(tmp_path):
     return tmp_path / "store.sqlite"
+
+
+@pytest.fixture(scope="session")
+def cache() -> Path:
+    """The session's classifier cache: each data classifier is trained once per session."""
+    return Path(os.environ[CACHE_ENV])
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits with the default split (sources are read-only, so one is shared)."""
+    return DATA.make("digits")
+
+
+@pytest.fixture
+def config_file(request, tmp_path) -> Path:
+    """The test module's `CONFIG` (YAML text) written to a file."""
+    path = tmp_path / "config.yaml"
+    path.write_text(request.module.CONFIG)
+    return path

@@ -41,13 +41,6 @@ def run_with(config_file, store_path, *sets: str):
     return invoke(*args)
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    path = tmp_path / "exp.yaml"
-    path.write_text(CONFIG)
-    return path
-
-
 def test_run_twice_does_the_work_once(config_file, store_path):
     first = run_with(config_file, store_path)
     assert first.exit_code == 0, first.output

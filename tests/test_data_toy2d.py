@@ -12,7 +12,7 @@ Z = 5.0  # standard errors allowed; with a few dozen checks a false alarm has od
 
 
 def make(kind: str, **params):
-    return DATA.get(kind).obj(DATA.parse_params(kind, params, "data.params"))
+    return DATA.make(kind, params)
 
 
 def rng(seed: int = 0) -> np.random.Generator:

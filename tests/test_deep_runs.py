@@ -4,7 +4,6 @@ as failed with its reason while its sweep siblings finish (exit 1)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
@@ -25,13 +24,6 @@ model:
 scheme: {kind: mix, lam: 0.5}
 metrics: [w2, modes]
 """
-
-
-@pytest.fixture
-def config_file(tmp_path):
-    path = tmp_path / "deep.yaml"
-    path.write_text(CONFIG)
-    return path
 
 
 def run(config_file, store_path, *sets: str):

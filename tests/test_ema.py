@@ -19,8 +19,7 @@ MAX_WEIGHT = 0.01
 
 
 def build(kind: str):
-    p = MODELS.parse_params(kind, {**SMALL, "ema_decay": 0.999}, "model.params")
-    return MODELS.get(kind).obj(p, dim=2, replicates=2, streams=Streams(0))
+    return MODELS.make(kind, {**SMALL, "ema_decay": 0.999}, dim=2, replicates=2, streams=Streams(0))
 
 
 @pytest.mark.parametrize("kind", ["ddpm", "flow"])

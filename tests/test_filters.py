@@ -69,7 +69,7 @@ def test_discriminator_logit_estimates_the_log_density_ratio():
 def test_likelihood_filter_keeps_the_high_density_points():
     """Real N(0, I); candidates N(0, 4 I). The true density keeps the half with |x|^2 below its
     median (the oracle set); the reference KDE fitted on the real set must keep nearly that set."""
-    source = DATA.get("gaussian").obj(DATA.parse_params("gaussian", {"dim": 2}, "data.params"))
+    source = DATA.make("gaussian", {"dim": 2})
     rng = np.random.default_rng(3)
     real = source.sample(R, 2000, rng)
     cand = 2.0 * rng.standard_normal((R, 1000, 2))
@@ -89,10 +89,6 @@ def test_likelihood_reference_is_fitted_once():
     np.testing.assert_array_equal(first, later)
 
 
-def digits() -> object:
-    return DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
-
-
 def kept_rows(kept: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """Index (R, n) of each kept image among the candidates (R, m, d) it was copied from."""
     same = np.all(kept[:, :, None, :] == cand[:, None, :, :], axis=-1)
@@ -100,14 +96,14 @@ def kept_rows(kept: np.ndarray, cand: np.ndarray) -> np.ndarray:
     return same.argmax(-1)
 
 
-def test_likelihood_filter_on_digits_keeps_real_images_over_noise_and_blur():
+def test_likelihood_filter_on_digits_keeps_real_images_over_noise_and_blur(digits):
     """Candidates: 300 held-out real digits (from p_data), 100 uniform-noise images and 100 real
     digits blurred by a 3x3 box filter (not from p_data). Keeping the top 60% by the reference
     density of the real set's features must keep (nearly) only real digits, where a score blind
     to the images keeps 60% of them (and a Gaussian in 5 components keeps about 70%)."""
     from scipy.ndimage import uniform_filter
 
-    source, rng = digits(), np.random.default_rng(5)
+    source, rng = digits, np.random.default_rng(5)
     real = source.sample(R, 500, rng)
     test = source.sample_test(R, 300, rng)
     noise = rng.uniform(-1.0, 1.0, (R, 100, 64))
@@ -118,13 +114,13 @@ def test_likelihood_filter_on_digits_keeps_real_images_over_noise_and_blur():
     assert real_rows[kept_rows(kept, cand)].mean() > 0.95
 
 
-def test_discriminator_on_digits_removes_junk_images():
+def test_discriminator_on_digits_removes_junk_images(digits):
     """p_t = 300 held-out real digits and 100 junk images (50 of uniform noise, 50 digits blurred
     by a 3x3 box filter). Keeping the top 75% by the logit of the classifier real-vs-candidates
     must drop at least 95% of the junk, where a score blind to the images drops 25%."""
     from scipy.ndimage import uniform_filter
 
-    source, rng = digits(), np.random.default_rng(6)
+    source, rng = digits, np.random.default_rng(6)
     real = source.sample(R, 500, rng)
     good = source.sample_test(R, 350, rng)
     blur = uniform_filter(good[:, 300:].reshape(R, 50, 8, 8), size=(1, 1, 3, 3), mode="nearest")
@@ -137,10 +133,10 @@ def test_discriminator_on_digits_removes_junk_images():
 
 
 @pytest.mark.parametrize("kind", ["likelihood", "discriminator"])
-def test_image_filters_stay_finite_when_the_real_features_are_singular(kind):
+def test_image_filters_stay_finite_when_the_real_features_are_singular(kind, digits):
     """Six real digits: their 128 features (about half of them dead units) span at most 5
     directions, fewer than the 10 components asked for; the scores are finite all the same."""
-    source, rng = digits(), np.random.default_rng(7)
+    source, rng = digits, np.random.default_rng(7)
     real = source.sample(R, 6, rng)
     cand = source.sample_test(R, 12, rng).reshape(R, 3, 4, 64)
     scores = scorer(kind, real, source)(cand)
@@ -168,7 +164,7 @@ def test_oracle_top_half_matches_the_closed_form():
     """Candidates N(0, s^2 I) in 2-D kept by top 50% of the true log density N(0, I): |x|^2 / s^2
     is Exp(mean 2) and the kept half lies below its median 2 ln 2, so
     E[|x|^2 | kept] = s^2 (2 - 2 ln 2); compared at 4 standard errors."""
-    source = DATA.get("gaussian").obj(DATA.parse_params("gaussian", {"dim": 2}, "data.params"))
+    source = DATA.make("gaussian", {"dim": 2})
     cand = 2.0 * np.random.default_rng(6).standard_normal((200, 400, 2))
     cur = resolve_curation({"kind": "top_fraction", "reward": {"kind": "log_density"}})
     reward = build_reward("log_density", {}, source)
@@ -278,6 +274,7 @@ def test_filtered_runs_are_deterministic_and_keep_n_synthetic(tmp_path):
     assert a.load_checkpoint(rid)[1]["model"]["points"].shape == (2, 60, 2)
 
 
+@pytest.mark.slow
 def test_filtering_preset_runs_at_quick_scale(tmp_path):
     cfgs = load("filtering", quick=True)
     kinds = [None if c.curation is None else c.curation.kind for c in cfgs]
@@ -330,6 +327,7 @@ def test_filtering_digits_preset_is_stability_digits_model_fully_synthetic_with_
     assert curated[2].reward.kind == "classifier_confidence"
 
 
+@pytest.mark.slow
 def test_filtering_digits_preset_runs_quick_and_reports(tmp_path):
     store, out = tmp_path / "s.sqlite", tmp_path / "report"
     start = time.perf_counter()

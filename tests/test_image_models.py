@@ -10,7 +10,6 @@ import torch
 from test_sampler_oracle import preset_raw
 
 from selfconsume.config import CurationConfig
-from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.loop.curation import curate_prompted
 from selfconsume.models.base import MODELS
@@ -25,23 +24,24 @@ DDIM on 100 quadratic steps of T = 1000 shrinks it by about 2%, 50 steps by 3.5%
 Z = 3.0
 
 
-def digits():
-    return DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
-
-
 def ddpm(params: dict, replicates: int = 1, seed: int = 0):
-    p = MODELS.parse_params("ddpm", {**params, "device": "cpu"}, "model.params")
-    return MODELS.get("ddpm").obj(
-        p, dim=64, replicates=replicates, streams=Streams(seed), image_shape=(1, 8, 8)
+    return MODELS.make(
+        "ddpm",
+        {**params, "device": "cpu"},
+        dim=64,
+        replicates=replicates,
+        streams=Streams(seed),
+        image_shape=(1, 8, 8),
     )
 
 
-def test_class_conditional_ddpm_samples_the_asked_class():
+@pytest.mark.slow
+def test_class_conditional_ddpm_samples_the_asked_class(digits):
     """Generation 0 of a conditional model: the data's classifier (98% held out) reads >= 90% of
     its samples as the class they were asked for (chance: 10%)."""
     from selfconsume.rewards.image_classifier import data_classifier
 
-    source = digits()
+    source = digits
     x, y = source.sample_labelled(1, 500, Streams(0).per_replicate("real", 0))
     params = {"conditional": True, "hidden": 256, "prediction": "v", "normalize": False}
     model = ddpm(
@@ -63,12 +63,12 @@ def test_class_conditional_ddpm_samples_the_asked_class():
 
 
 @pytest.mark.parametrize("name", IMAGE_PRESETS)
-def test_preset_sampler_with_the_exact_denoiser_returns_a_gaussians_moments(name):
+def test_preset_sampler_with_the_exact_denoiser_returns_a_gaussians_moments(name, digits):
     """A Gaussian N(m, S) fitted to digits has the exact eps E[eps | x_t] = s (a^2 S + s^2 I)^-1
     (x_t - a m); the preset's sampler run with it returns m and, along every principal direction
     with variance above 0.01, the std within ORACLE_BOUND (plus Z standard errors)."""
     model = ddpm(preset_raw(name)["model"]["params"])
-    x = digits().sample(1, 500, np.random.default_rng(0))[0]
+    x = digits.sample(1, 500, np.random.default_rng(0))[0]
     mean, cov = x.mean(0), np.cov(x.T)
     lam, u = np.linalg.eigh(cov)
     lam = np.clip(lam, 0, None)
@@ -91,8 +91,8 @@ def test_preset_sampler_with_the_exact_denoiser_returns_a_gaussians_moments(name
     assert abs(ratio.mean() - 1) + Z * se / np.sqrt(big.sum()) < ORACLE_BOUND, ratio.mean()
 
 
-def test_unet_replicate_is_the_same_alone_and_batched():
-    source = digits()
+def test_unet_replicate_is_the_same_alone_and_batched(digits):
+    source = digits
     x, y = source.sample_labelled(3, 64, Streams(0).per_replicate("real", 0))
     params = {
         "net": "unet",

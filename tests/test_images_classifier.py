@@ -7,27 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfconsume.cache import CACHE_ENV
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.rewards import image_classifier
 from selfconsume.rewards.base import build_reward
 from selfconsume.seeding import Streams
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """One classifier cache for the session's image tests (trained once), never ~/.cache."""
-    folder = tmp_path_factory.getbasetemp() / "classifier-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(folder))
-        mp.setattr(image_classifier, "_LOADED", {})  # nothing loaded by other modules' tests
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
 
 
 def test_the_digits_cnn_is_at_least_97_percent_accurate_on_its_held_out_split(digits):
@@ -41,9 +25,9 @@ def test_the_digits_cnn_is_at_least_97_percent_accurate_on_its_held_out_split(di
 
 
 def test_it_is_trained_once_then_loaded_from_the_cache(digits, cache, monkeypatch):
+    monkeypatch.setattr(image_classifier, "_LOADED", {})
     first = image_classifier.data_classifier(digits)
-    files = list(cache.glob("classifier-*.npz"))
-    assert len(files) == 1
+    assert (cache / f"classifier-{image_classifier.cache_key(digits, 0)}.npz").is_file()
     monkeypatch.setattr(image_classifier, "_LOADED", {})
 
     def no_training(*args, **kwargs):
@@ -56,9 +40,10 @@ def test_it_is_trained_once_then_loaded_from_the_cache(digits, cache, monkeypatc
     np.testing.assert_array_equal(loaded.proba(x), first.proba(x))
 
 
+@pytest.mark.slow
 def test_a_bad_cache_file_is_retrained_to_the_same_weights(digits, cache, monkeypatch):
     reference = image_classifier.data_classifier(digits)
-    (path,) = cache.glob("classifier-*.npz")
+    path = cache / f"classifier-{image_classifier.cache_key(digits, 0)}.npz"
     keep = path.read_bytes()
     path.write_bytes(b"not an npz")
     calls = []
@@ -80,7 +65,7 @@ def test_a_bad_cache_file_is_retrained_to_the_same_weights(digits, cache, monkey
 
 
 def test_the_cache_key_changes_with_the_data_split_and_the_seed(digits):
-    other = DATA.get("digits").obj(DATA.parse_params("digits", {"seed": 1}, "data.params"))
+    other = DATA.make("digits", {"seed": 1})
     keys = {
         image_classifier.cache_key(digits, 0),
         image_classifier.cache_key(other, 0),
@@ -88,7 +73,7 @@ def test_the_cache_key_changes_with_the_data_split_and_the_seed(digits):
     }
     assert len(keys) == 3
     assert image_classifier.cache_key(digits, 0) == image_classifier.cache_key(
-        DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params")), 0
+        DATA.make("digits"), 0
     )
 
 
@@ -116,17 +101,13 @@ def test_the_target_class_reward_is_high_on_images_of_that_class(digits):
 
 
 def test_the_cnn_needs_labelled_images(tmp_path):
-    gaussians = DATA.get("eight_gaussians").obj(
-        DATA.parse_params("eight_gaussians", {}, "data.params")
-    )
+    gaussians = DATA.make("eight_gaussians")
     with pytest.raises(ConfigError, match=r"classifier: cnn needs labelled image data"):
         build_reward("classifier_confidence", {"classifier": "cnn"}, gaussians)
     auto = build_reward("classifier_confidence", {"n_train": 200}, gaussians)  # logistic
     assert auto(gaussians.modes[None]).shape == (1, 8)
     np.savez(tmp_path / "u.npz", x=np.random.default_rng(0).random((20, 4, 4)))
-    unlabelled = DATA.get("image_file").obj(
-        DATA.parse_params("image_file", {"path": str(tmp_path / "u.npz")}, "data.params")
-    )
+    unlabelled = DATA.make("image_file", {"path": str(tmp_path / "u.npz")})
     with pytest.raises(ConfigError, match="needs labelled data"):
         build_reward("classifier_confidence", {}, unlabelled)
 

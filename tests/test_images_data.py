@@ -20,16 +20,11 @@ runner = CliRunner()
 
 
 def make(kind: str, **params):
-    return DATA.get(kind).obj(DATA.parse_params(kind, params, "data.params"))
+    return DATA.make(kind, params)
 
 
 def stream(purpose: str = "real"):
     return Streams(0).per_replicate(purpose, 0)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return make("digits")
 
 
 def test_digits_are_labelled_images_in_minus_one_to_one(digits):

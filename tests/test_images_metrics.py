@@ -7,8 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from selfconsume.cache import CACHE_ENV
-from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.metrics import features
 from selfconsume.metrics.base import METRICS, MetricContext
@@ -19,20 +17,6 @@ from selfconsume.seeding import Streams
 
 R = 8
 N_TRAIN = 200
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    """One classifier cache for the session's image tests (trained once), never ~/.cache."""
-    folder = tmp_path_factory.getbasetemp() / "classifier-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(CACHE_ENV, str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return DATA.get("digits").obj(DATA.parse_params("digits", {}, "data.params"))
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ def rng(seed: int = 0) -> np.random.Generator:
 
 
 def make(kind: str, **params):
-    return DATA.get(kind).obj(DATA.parse_params(kind, params, "data.params"))
+    return DATA.make(kind, params)
 
 
 def z_ok(values: np.ndarray, expected: float) -> bool:

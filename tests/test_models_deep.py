@@ -38,8 +38,9 @@ RADIUS, MODE_STD = 2.0, 0.1
 
 def build(name: str, replicates: int = 1, seed: int = 0, **override):
     kind, params = CONFIGS[name]
-    p = MODELS.parse_params(kind, {**params, **override}, "model.params")
-    return MODELS.get(kind).obj(p, dim=2, replicates=replicates, streams=Streams(seed))
+    return MODELS.make(
+        kind, {**params, **override}, dim=2, replicates=replicates, streams=Streams(seed)
+    )
 
 
 def eight_gaussians(rng: np.random.Generator, replicates: int, n: int) -> np.ndarray:
@@ -85,6 +86,7 @@ def trained(data) -> dict[str, object]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_family_learns_eight_gaussians(name, trained, data, w2_bound):
     samples = trained[name].sample(N_EVAL, np.random.default_rng(1), 0)

@@ -52,8 +52,7 @@ def build(kind: str, guide: dict | None = None, **extra):
     params = {**SMALL, **STEPS[kind], "batch_size": 32, **extra}
     if guide is not None:
         params["negative_guidance"] = guide
-    p = MODELS.parse_params(kind, params, "model.params")
-    return MODELS.get(kind).obj(p, dim=2, replicates=2, streams=Streams(0))
+    return MODELS.make(kind, params, dim=2, replicates=2, streams=Streams(0))
 
 
 def data() -> np.ndarray:
@@ -215,6 +214,7 @@ def test_bad_guidance_exits_2_naming_the_key(tmp_path, item, needle):
     assert not store_path.exists() and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_preset_runs_at_quick_scale(tmp_path):
     store_path = tmp_path / "s.sqlite"
     result = runner.invoke(app, ["run", "self-improving", "--quick", "--store", str(store_path)])

@@ -68,6 +68,7 @@ def test_interrupted_run_resumes_to_identical_numbers(tmp_path, scheme, model):
         )
 
 
+@pytest.mark.slow
 def test_killed_process_resumes(tmp_path):
     config = tmp_path / "long.yaml"
     config.write_text(

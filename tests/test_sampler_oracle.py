@@ -44,12 +44,11 @@ def preset_raw(name: str, quick: bool = False) -> dict:
 def build(raw: dict, replicates: int = 1):
     """The preset's model (one replicate) and its data source."""
     kind = raw["model"]["kind"]
-    params = MODELS.parse_params(kind, raw["model"].get("params"), "model.params")
-    model = MODELS.get(kind).obj(params, dim=2, replicates=replicates, streams=Streams(0))
-    data = raw["data"]
-    source = DATA.get(data["kind"]).obj(
-        DATA.parse_params(data["kind"], data.get("params"), "data.params")
+    model = MODELS.make(
+        kind, raw["model"].get("params"), dim=2, replicates=replicates, streams=Streams(0)
     )
+    data = raw["data"]
+    source = DATA.make(data["kind"], data.get("params"))
     return model, source
 
 
@@ -106,6 +105,7 @@ def _one_pass(key: str) -> tuple[float, float, np.ndarray, object]:
     return (*within_mode(samples, source), source)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DEEP_PRESETS)
 def test_preset_sampler_with_the_exact_network_keeps_the_modes(name):
     std, se, counts, source = one_pass(preset_raw(name))
@@ -117,6 +117,7 @@ def test_preset_sampler_with_the_exact_network_keeps_the_modes(name):
     assert stat < chi2.ppf(1 - 1e-3, len(counts) - 1), counts
 
 
+@pytest.mark.slow
 def test_the_oracle_check_catches_a_contracting_sampler():
     """Ancestral sampling with T = 100 linear steps ends with the posterior mean E[x0 | x_1]: for
     a Gaussian mode of (normalised) variance v it alone shrinks the std by sqrt(v / (v + beta_1))

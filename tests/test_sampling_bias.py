@@ -36,8 +36,7 @@ DEEP = {"ddpm": {**CHEAP_NET, "n_steps": 10, "sampler": "ddim"}, "flow": CHEAP_N
 
 
 def family(kind: str, replicates: int = 1, dim: int = 2, **params):
-    p = MODELS.parse_params(kind, params, "model.params")
-    return MODELS.get(kind).obj(p, dim=dim, replicates=replicates, streams=Streams(0))
+    return MODELS.make(kind, params, dim=dim, replicates=replicates, streams=Streams(0))
 
 
 def rng(seed: int = 5) -> np.random.Generator:
@@ -210,6 +209,7 @@ def test_cli_refuses_psi_not_positive_and_writes_nothing(tmp_path, value):
     assert not store.exists() and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_preset_runs_quick_and_reports_precision_recall_per_psi(tmp_path):
     store = tmp_path / "store.sqlite"
     start = time.perf_counter()

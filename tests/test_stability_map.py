@@ -152,6 +152,7 @@ def test_map_needs_a_complete_grid(store_path, tmp_path):
     assert grid_keys(exp) is None and stability_map(exp, tmp_path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["stability-map", "stability-map-gaussian"])
 def test_presets_run_at_quick_scale_and_draw_the_map(preset, store_path, tmp_path):
     store = Store(store_path)

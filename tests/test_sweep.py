@@ -25,18 +25,12 @@ sweep: {scheme.lam: [0.0, 0.5, 2.0], seed: [1, 2]}
 """
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    path = tmp_path / "sweep.yaml"
-    path.write_text(CONFIG)
-    return path
-
-
 def stds(store_path) -> dict[str, np.ndarray]:
     store = Store(store_path)
     return {r.run_id: metric(store, r.run_id, "std") for r in store.runs()}
 
 
+@pytest.mark.slow
 def test_workers_and_dask_match_in_process(config_file, tmp_path):
     serial = tmp_path / "serial.sqlite"
     outcomes = run_experiment(config_file, store=serial)
