@@ -1,10 +1,12 @@
-"""Helpers for tests: run a config mapping into a store and read a metric as a (G, R) array."""
+"""Helpers for tests: run a config mapping into a store, interrupt a run after a generation and read
+a metric as a (G, R) array."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from selfconsume.config import expand_sweep
+from selfconsume.config import Config, expand_sweep
 from selfconsume.loop.run import run_config
 from selfconsume.plan import resolve, typed
 from selfconsume.store.records import RunRecord
@@ -26,6 +28,23 @@ def record(raw: dict, i: int = 0) -> RunRecord:
     """A done run `run{i}` of the raw config, resolved as a store's reader resolves it."""
     cfg = typed(raw)
     return RunRecord(f"run{i}", cfg.name, "done", None, "", None, 1, 1, config=cfg)
+
+
+class Interrupt(Exception):
+    """Stands for a kill between two generations."""
+
+
+def interrupt_after(
+    cfg: Config, store: Store, generation: int, exc: type[BaseException] = Interrupt
+) -> None:
+    """Run cfg into store, stopped by `exc` right after generation `generation` commits."""
+
+    def stop(t: int) -> None:
+        if t == generation:
+            raise exc
+
+    with pytest.raises(exc):
+        run_config(cfg, store, on_generation=stop)
 
 
 def metric(store: Store, run_id: str, name: str) -> np.ndarray:

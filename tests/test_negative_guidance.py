@@ -12,7 +12,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from helpers import metric
+from helpers import interrupt_after, metric
 from test_sampler_oracle import preset_raw
 from typer.testing import CliRunner
 
@@ -171,13 +171,7 @@ def test_guided_run_resumes_to_identical_numbers(tmp_path, guide):
     reference = Store(tmp_path / "ref.sqlite")
     run_config(cfg, reference)
     store = Store(tmp_path / "s.sqlite")
-
-    def stop(t: int) -> None:
-        if t == 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_config(cfg, store, on_generation=stop)
+    interrupt_after(cfg, store, 1, KeyboardInterrupt)
     run_config(cfg, store)
     for name in ("w2", "mmd"):
         np.testing.assert_array_equal(

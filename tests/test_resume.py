@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import metric
+from helpers import interrupt_after, metric
 
 from selfconsume.loop.run import run_config
 from selfconsume.plan import resolve
@@ -27,10 +27,6 @@ RAW = {
     "scheme": {"kind": "accumulate_subsample", "lam": 0.5},
     "metrics": ["gaussian_params", "w2"],
 }
-
-
-class Interrupt(Exception):
-    """Stands for a kill between two generations."""
 
 
 @pytest.mark.parametrize(
@@ -51,12 +47,7 @@ def test_interrupted_run_resumes_to_identical_numbers(tmp_path, scheme, model):
 
     store = Store(tmp_path / "store.sqlite")
 
-    def stop_at_three(t: int) -> None:
-        if t == 3:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_config(cfg, store, on_generation=stop_at_three)
+    interrupt_after(cfg, store, 3)
     assert store.run(cfg.run_id).generations_done == 4
     seen = []
     run_config(cfg, store, on_generation=seen.append)
