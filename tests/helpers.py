@@ -1,5 +1,5 @@
-"""Helpers for tests: run a config mapping into a store, interrupt a run after a generation and read
-a metric as a (G, R) array."""
+"""Helpers for tests: run a config mapping into a store, a run record of a config, a run
+interrupted after a generation, a metric read as a (G, R) array."""
 
 from __future__ import annotations
 

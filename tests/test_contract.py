@@ -9,6 +9,7 @@ import pytest
 
 from selfconsume.data.base import DATA
 from selfconsume.data.toy2d import EightGaussians, EightGaussiansParams
+from selfconsume.loop.cures import CURES, RealWeight, RealWeightParams
 from selfconsume.loop.filters import FILTERS
 from selfconsume.loop.schemes import SCHEMES, Mix, MixParams
 from selfconsume.metrics.base import METRICS
@@ -107,6 +108,17 @@ def test_a_filter_scoring_the_wrong_shape_is_caught(plugin):
     kind = plugin(FILTERS, "likelihood", Flat)
     with pytest.raises(AssertionError, match=r"scores have shape \(3, 24\)"):
         check_kind("selection", kind)
+
+
+def test_a_cure_giving_negative_weights_is_caught(plugin):
+    class Flipped(RealWeight):
+        def weigh(self, x, weights, n_real):
+            return -np.ones(x.shape[:2])
+
+    example = Example({"real_weight": 0.5}, config={"scheme": {"kind": "mix", "lam": 0.5}})
+    kind = plugin(CURES, "flipped", Flipped, RealWeightParams, example)
+    with pytest.raises(AssertionError, match="weigh broke the weights"):
+        check_kind("cure", kind)
 
 
 def test_a_metric_with_a_name_or_shape_off_the_contract_is_caught(plugin):

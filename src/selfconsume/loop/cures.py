@@ -25,7 +25,7 @@ from pydantic import Field
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
 from selfconsume.kinds import CURE_KINDS
-from selfconsume.registry import Need, Params, Registry
+from selfconsume.registry import Example, Need, Params, Registry
 from selfconsume.seeding import Streams
 
 NEUTRAL_RTOL = 1e-12
@@ -63,7 +63,11 @@ class RealWeightParams(Params):
     """The share of the training set's total weight on the real rows (the rest on synthetic)."""
 
 
-@CURES.register("real_weight", RealWeightParams)
+@CURES.register(
+    "real_weight",
+    RealWeightParams,
+    example=Example({"real_weight": 0.8}, config={"scheme": {"kind": "mix", "lam": 0.5}}),
+)
 class RealWeight(Cure):
     """Real rows carry the share real_weight of the training set's weight, synthetic rows the rest
     (mix and fresh); neutral at the real rows' share by count, n_real / (n_real + n_synthetic)."""

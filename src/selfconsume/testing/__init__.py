@@ -27,11 +27,17 @@ from typing import Any
 from selfconsume.registry import Entry, Params, Registry
 from selfconsume.testing.base import Case, sample_norm
 
-ROLES = ("data", "model", "scheme", "selection", "metric", "reward")
+ROLES = ("data", "model", "scheme", "selection", "cure", "metric", "reward")
 """The roles a kind can play, in the order of the flow (config -> plan -> loop)."""
 
 
-MODULES = {"model": "models", "scheme": "schemes", "metric": "metrics", "reward": "rewards"}
+MODULES = {
+    "model": "models",
+    "scheme": "schemes",
+    "cure": "cures",
+    "metric": "metrics",
+    "reward": "rewards",
+}
 """The module of a role's checks where its name is not the role's."""
 
 
