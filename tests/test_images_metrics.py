@@ -10,10 +10,10 @@ import pytest
 from selfconsume.errors import ConfigError
 from selfconsume.metrics import features
 from selfconsume.metrics.base import METRICS, MetricContext
-from selfconsume.metrics.gaussian import gaussian_w2_sq
 from selfconsume.plan import resolve
 from selfconsume.rewards import image_classifier
 from selfconsume.seeding import Streams
+from selfconsume.theory.gaussian import gaussian_w2_sq
 
 R = 8
 N_TRAIN = 200

@@ -1,4 +1,5 @@
-"""The one step that validates a config against the kinds, and builds the objects a run needs.
+"""The one step that validates a config against the kinds; `build` (from `loop.build`) then
+makes the objects a run needs.
 
 `resolve` turns a raw mapping into the resolved `Config`: the schema, then every `params` block
 into its kind's typed model (defaults filled), the scheme's derived keys, and every capability a
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -20,35 +20,20 @@ from selfconsume.config import Config, CurationConfig, apply_overrides, expand_s
 from selfconsume.data.base import DATA, DataSource, HeldOut, Images
 from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory
-from selfconsume.loop.cures import Cure, build_cures, check_cures, resolve_cures
-from selfconsume.loop.schemes import SCHEMES, Scheme, resolve_scheme
+from selfconsume.loop.build import Plan, build, image_shape, truth
+from selfconsume.loop.cures import check_cures, resolve_cures
+from selfconsume.loop.schemes import resolve_scheme
 from selfconsume.metrics.base import METRICS
-from selfconsume.models.base import MODELS, HasPopulation
+from selfconsume.models.base import MODELS, HasPopulation, ImageModel
 from selfconsume.registry import Need, error_line
-from selfconsume.rewards.base import REWARDS, Reward, build_reward
-from selfconsume.seeding import Streams, arm_key
+from selfconsume.rewards.base import REWARDS, build_reward
+from selfconsume.seeding import Streams
 
-if TYPE_CHECKING:
-    from selfconsume.loop.filters import Filter
+__all__ = ["Plan", "build", "check", "from_json", "image_shape", "load", "resolve"]
+"""The plan's API: load and resolve a config, then build its live objects (`loop.build`)."""
 
 PROBE_SAMPLES = 4
 """Samples of the real data on which a reward is probed (shape, finiteness) before a run starts."""
-
-
-@dataclass
-class Plan:
-    """The live objects of one run."""
-
-    cfg: Config
-    source: DataSource
-    model: Any
-    scheme: Scheme
-    reward: Reward | None
-    streams: Streams
-    filter_score: Filter | None = None
-    """The reward-free curation's score (`curation.kind` discriminator or likelihood)."""
-    cures: list[Cure] = field(default_factory=list)
-    """The interventions of the config's `cures:` block."""
 
 
 def load(source: str, overrides: Sequence[str] = (), quick: bool = False) -> list[Config]:
@@ -175,9 +160,9 @@ def _check_population_only(params: Any) -> None:
 
 
 def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
-    """Image data needs a family that declares `takes_images = True` (a class attribute, like
-    `population_schemes`); a finite source's parts must hold data.n_real and data.n_test rows."""
-    if isinstance(source, Images) and not getattr(family, "takes_images", False):
+    """Image data needs a family declared an `ImageModel`; a finite source's parts must hold
+    data.n_real and data.n_test rows."""
+    if isinstance(source, Images) and not issubclass(family, ImageModel):
         raise ConfigError(
             f"model.kind: family {cfg.model.kind!r} cannot take images (data.kind {cfg.data.kind!r})"
         )
@@ -186,19 +171,6 @@ def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
     check_data = getattr(cfg.model.params, "check_data", None)
     if check_data is not None:  # what the family's params ask of the data (labels, images)
         check_data(source)
-
-
-def image_shape(family: type, source: DataSource) -> dict[str, Any]:
-    """The `image_shape` keyword for a family that asks for it (`wants_image_shape`) on images."""
-    if getattr(family, "wants_image_shape", False) and isinstance(source, Images):
-        return {"image_shape": tuple(source.image_shape)}
-    return {}
-
-
-def truth(family: type, source: DataSource) -> dict[str, Any]:
-    """The `truth` keyword (the data source) for a family that reads it (`wants_truth`), say a
-    regression family sampling with the data's true noise."""
-    return {"truth": source} if getattr(family, "wants_truth", False) else {}
 
 
 def _check_needs(
@@ -247,27 +219,3 @@ def _probe_reward(cfg: Config, source: DataSource) -> None:
     before the store is opened (a user callable that fails later fails its run)."""
     reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
     reward(source.sample(1, PROBE_SAMPLES, np.random.default_rng(0)))
-
-
-def build(cfg: Config) -> Plan:
-    """Instantiate the data source, the model family, the scheme and the reward of a run."""
-    source = DATA.get(cfg.data.kind).obj(cfg.data.params)
-    streams = Streams(cfg.seed, arm_key(cfg))
-    family = MODELS.get(cfg.model.kind).obj
-    model = family(
-        cfg.model.params,
-        dim=source.dim,
-        replicates=cfg.replicates,
-        streams=streams,
-        **image_shape(family, source),
-        **truth(family, source),
-    )
-    scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
-    reward, score = None, None
-    if cfg.curation is not None and cfg.curation.reward_free:
-        from selfconsume.loop.filters import build_filter
-
-        score = build_filter(cfg.curation.kind, cfg.curation.params, source)
-    elif cfg.curation is not None:
-        reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
-    return Plan(cfg, source, model, scheme, reward, streams, score, build_cures(cfg, source))

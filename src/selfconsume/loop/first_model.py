@@ -19,7 +19,7 @@ import numpy as np
 
 from selfconsume.cache import cache_dir, code_fingerprint, locked, write_atomic
 from selfconsume.config import Config
-from selfconsume.plan import Plan
+from selfconsume.loop.build import Plan
 from selfconsume.store.checkpoint import CheckpointError, from_bytes, to_bytes
 
 

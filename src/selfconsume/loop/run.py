@@ -29,12 +29,12 @@ import numpy as np
 from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed, interrupt_behind
+from selfconsume.loop.build import Plan, build
 from selfconsume.loop.curation import curate_prompted, require_kept
 from selfconsume.loop.first_model import fit_first
 from selfconsume.loop.schemes import Pool
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.models.base import FitsIncrementally
-from selfconsume.plan import Plan, build
 from selfconsume.store.sqlite import Store
 
 SNAPSHOT_REPLICATES = 4
@@ -169,15 +169,11 @@ def _failed(store: Store, run_id: str, exc: Exception) -> RunOutcome:
     return RunOutcome(run_id, "failed", reason)
 
 
-def _conditional(plan: Plan) -> bool:
-    return bool(getattr(plan.model, "conditional", False))
-
-
 def _real_set(plan: Plan, generation: int) -> np.ndarray:
     """The real sets (R, n_real, d), with the label column appended for a conditional family."""
     cfg = plan.cfg
     rng = plan.streams.per_replicate("real", generation)
-    if not _conditional(plan):
+    if not plan.conditional:
         return plan.source.sample(cfg.replicates, cfg.data.n_real, rng)
     x, y = plan.source.sample_labelled(cfg.replicates, cfg.data.n_real, rng)
     return with_labels(x, y)
@@ -190,7 +186,7 @@ def with_labels(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
 
 def split_labels(plan: Plan, xy: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """x and the fit's `labels` keyword from an array with_labels made (none if unconditional)."""
-    if not _conditional(plan):
+    if not plan.conditional:
         return xy, {}
     return xy[..., :-1], {"labels": xy[..., -1].astype(np.int64)}
 
@@ -202,7 +198,7 @@ def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
     cfg, model, streams = plan.cfg, plan.model, plan.streams
     rng = streams.per_replicate("synthetic", t)
     prompts = None
-    if _conditional(plan):
+    if plan.conditional:
         prompt_rng = streams.per_replicate("prompts", t)
         prompts = lambda m: model.prompts(m, prompt_rng)  # noqa: E731
         sample = lambda m, y: model.sample(m, rng, t, labels=y)  # noqa: E731

@@ -119,6 +119,33 @@ class HasPopulation(Protocol):
         ...
 
 
+class ImageModel:
+    """Declares a family that fits image data (rows of C * H * W pixels); plan-time checks refuse
+    image data for any other family. Subclass it to declare the capability."""
+
+
+class ShapedImageModel(ImageModel):
+    """An image family built with `image_shape=(C, H, W)` as well (a convolutional network)."""
+
+
+class ReadsTruth:
+    """Declares a family built with `truth=` the data source (a regression family sampling
+    labels with the data's true noise)."""
+
+
+@runtime_checkable
+class Conditional(Protocol):
+    """A family that can train on labels and sample for prompts: `fit(..., labels=(R, n))`,
+    `sample(..., labels=(R, n))`; `conditional` says whether this instance does (its params),
+    `prompts` draws labels from p_user. Found once, at plan time (`Plan.conditional`)."""
+
+    conditional: bool
+
+    def prompts(self, n: int, rng: Any) -> np.ndarray:
+        """n prompts per replicate from p_user: (R, n) labels."""
+        ...
+
+
 @runtime_checkable
 class DeclaresMemory(Protocol):
     """A family that declares the arrays its replicates hold (`selfconsume.limits` adds them to
@@ -141,15 +168,19 @@ def model_is(protocol: type, what: str) -> Need:
 
 __all__ = [
     "MODELS",
+    "Conditional",
     "DeclaresMemory",
     "FitsIncrementally",
     "HasLogProb",
     "HasMoments",
     "HasPopulation",
     "HasProbs",
+    "ImageModel",
+    "ReadsTruth",
     "Model",
     "Params",
     "SamplingParams",
+    "ShapedImageModel",
     "Streams",
     "model_is",
     "tempered",

@@ -17,7 +17,7 @@ from pydantic import PositiveFloat
 from scipy.special import logsumexp
 
 from selfconsume.memory import COPIES, FLOAT64, Dim, Term
-from selfconsume.models.base import MODELS, SamplingParams, Streams
+from selfconsume.models.base import MODELS, ImageModel, SamplingParams, Streams
 from selfconsume.models.gaussian import weighted_moments
 
 CHUNK_ELEMENTS = 1 << 22
@@ -44,13 +44,12 @@ def bandwidth_factor(rule: str, n_eff: np.ndarray, dim: int) -> np.ndarray:
 
 
 @MODELS.register("kde", KDEParams)
-class KDE:
+class KDE(ImageModel):
     """Gaussian kernel density per replicate; params: bandwidth = scott | silverman | h > 0, psi
     (kernel noise times psi when sampling)."""
 
-    takes_images = True
-    """Flattened images work as any vectors (use a fixed bandwidth: pixels that never vary make
-    the data covariance singular)."""
+    # an ImageModel: flattened images work as any vectors (use a fixed bandwidth: pixels that
+    # never vary make the data covariance singular)
 
     @classmethod
     def memory_terms(cls, params: KDEParams, replicates: float, dim: Dim) -> list[Term]:

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from selfconsume.data.regression import RegressionTruth
 from selfconsume.errors import ConfigError
-from selfconsume.models.base import MODELS, SamplingParams, Streams
+from selfconsume.models.base import MODELS, ReadsTruth, SamplingParams, Streams
 from selfconsume.registry import Example
 
 
@@ -81,11 +81,9 @@ def ridge_fit(stats: RegressionStats, ridge: float) -> tuple[np.ndarray, np.ndar
     RegressionModelParams,
     example=Example(config={"data": {"kind": "regression", "params": {"dim": 3}}}),
 )
-class RegressionModel:
+class RegressionModel(ReadsTruth):
     """OLS / ridge per replicate on rows (x, y); samples label the real design; params: ridge,
     noise = sigma_hat | true_sigma, psi."""
-
-    wants_truth = True
 
     def __init__(
         self,

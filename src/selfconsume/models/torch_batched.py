@@ -36,7 +36,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from selfconsume.errors import ConfigError
 from selfconsume.memory import Dim, Term
-from selfconsume.models.base import SamplingParams
+from selfconsume.models.base import SamplingParams, ShapedImageModel
 from selfconsume.models.nets import MLP, Network, UNet
 from selfconsume.registry import Params
 from selfconsume.seeding import Streams
@@ -455,15 +455,13 @@ class BatchedNet:
             self.bad = [q.detach().to(self.device, copy=True) for q in state["bad"]]
 
 
-class TorchFamily:
+class TorchFamily(ShapedImageModel):
     """Base of the torch families: fit and state through a BatchedNet; subclasses give the loss.
 
     Takes images (`net: unet` for a convolutional network) and, with `conditional: true`, labels:
     `fit(..., labels=(R, n))`, `sample(..., labels=(R, n))` (None: prompts from p_user)."""
 
     purpose = "net"
-    takes_images = True
-    wants_image_shape = True
 
     @classmethod
     def memory_terms(cls, params: NetParams, replicates: float, dim: Dim) -> list[Term]:

@@ -190,3 +190,20 @@ def expected_mix_moments(
         ) / _denominator(big, estimator)
         dev[t + 1] = (m / big) ** 2 * (dev[t] + sampled / m)
     return var, dev
+
+
+def gaussian_w2_sq(
+    mean: np.ndarray, cov: np.ndarray, true_mean: np.ndarray, true_cov: np.ndarray
+) -> np.ndarray:
+    """Squared W2 between N(mean_r, cov_r) (R, d), (R, d, d) and N(true_mean, true_cov).
+
+    W2^2 = |m - m0|^2 + tr(S + S0 - 2 (S0^1/2 S S0^1/2)^1/2) (Bures); in 1-D, (m-m0)^2 + (s-s0)^2."""
+    shift = ((mean - true_mean) ** 2).sum(-1)
+    if mean.shape[-1] == 1:
+        return shift + (np.sqrt(cov[:, 0, 0]) - np.sqrt(true_cov[0, 0])) ** 2
+    w, v = np.linalg.eigh(true_cov)  # symmetric square root of the truth's covariance
+    root0 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = root0 @ cov @ root0
+    eig = np.clip(np.linalg.eigvalsh(inner), 0, None)
+    bures = np.trace(cov, axis1=1, axis2=2) + np.trace(true_cov) - 2 * np.sqrt(eig).sum(-1)
+    return shift + np.clip(bures, 0, None)

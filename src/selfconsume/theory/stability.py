@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from selfconsume.metrics.gaussian import gaussian_w2_sq
+from selfconsume.theory.gaussian import gaussian_w2_sq
 
 
 def contraction(lam: float) -> float:
