@@ -29,13 +29,17 @@ def test_every_registered_kind_keeps_its_roles_contract(role, kind):
         pytest.skip(str(why))
 
 
+MEAN = {"outputs": ("mean_value",)}
+"""A toy metric's declaration."""
+
+
 @pytest.fixture
 def plugin(monkeypatch):
     """Register a kind for one test only, as a user's module would."""
 
-    def register(registry, kind, obj, params=Params, example=None):
+    def register(registry, kind, obj, params=Params, example=None, **declared):
         monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-        registry.register(kind, params, example=example)(obj)
+        registry.register(kind, params, example=example, **declared)(obj)
         return kind
 
     return register
@@ -122,17 +126,39 @@ def test_a_cure_giving_negative_weights_is_caught(plugin):
 
 
 def test_a_metric_with_a_name_or_shape_off_the_contract_is_caught(plugin):
-    kind = plugin(METRICS, "camel", lambda ctx: {"meanValue": ctx.samples.mean(axis=(1, 2))})
+    camel = lambda ctx: {"meanValue": ctx.samples.mean(axis=(1, 2))}  # noqa: E731
+    kind = plugin(METRICS, "camel", camel, **MEAN)
     with pytest.raises(AssertionError, match="'meanValue' is not snake_case"):
         check_kind("metric", kind)
-    kind = plugin(METRICS, "pooled", lambda ctx: {"pooled": np.float64(ctx.samples.mean())})
+    pooled = lambda ctx: {"pooled": np.float64(ctx.samples.mean())}  # noqa: E731
+    kind = plugin(METRICS, "pooled", pooled, outputs=("pooled",))
     with pytest.raises(AssertionError, match=r"pooled has shape \(\)"):
         check_kind("metric", kind)
 
 
+def test_a_metric_that_outputs_a_name_it_did_not_declare_is_caught(plugin):
+    kind = plugin(
+        METRICS, "undeclared", lambda ctx: {"spread": ctx.samples.std(axis=(1, 2))}, **MEAN
+    )
+    with pytest.raises(AssertionError, match=r"'spread' is not in its outputs \('mean_value',\)"):
+        check_kind("metric", kind)
+    series = lambda ctx: {f"bin_{j}": ctx.samples[..., 0].mean(1) + j for j in range(3)}  # noqa: E731
+    check_kind("metric", plugin(METRICS, "series", series, outputs=("bin_{j}",)))
+
+
+def test_a_metric_must_declare_its_outputs_to_register():
+    with pytest.raises(ValueError, match="must declare snake_case outputs"):
+        METRICS.register("silent")
+    with pytest.raises(ValueError, match="must declare snake_case outputs"):
+        METRICS.register("camel_out", outputs=("meanValue",))
+
+
 def test_a_metric_whose_replicates_depend_on_their_number_is_caught(plugin):
     kind = plugin(
-        METRICS, "centred", lambda ctx: {"centred": ctx.real.mean((1, 2)) - ctx.real.mean()}
+        METRICS,
+        "centred",
+        lambda ctx: {"centred": ctx.real.mean((1, 2)) - ctx.real.mean()},
+        outputs=("centred",),
     )
     with pytest.raises(AssertionError, match="centred of replicates 0-1 changed with R"):
         check_kind("metric", kind)

@@ -155,21 +155,23 @@ def presets(
         from selfconsume.models.base import MODELS
         from selfconsume.rewards.base import REWARDS
 
-        table = Table("role", "kind", "params", "what")
+        table = Table("role", "kind", "params", "outputs", "what")
 
-        def registered(*registries: Any) -> list[tuple[str, str, str, str]]:
+        def registered(*registries: Any) -> list[tuple[str, str, str, str, str]]:
             return [
-                (r.role, e.kind, ", ".join(e.params.model_fields), e.doc)
+                (r.role, e.kind, ", ".join(e.params.model_fields), ", ".join(e.outputs), e.doc)
                 for r in registries
                 for e in r.kinds()
             ]
 
-        rules = [("curation", kind, *rule) for kind, rule in SELECTION_RULES.items()]
+        rules = [
+            ("curation", kind, fields, "", what) for kind, (fields, what) in SELECTION_RULES.items()
+        ]
         rows = (
             registered(DATA, MODELS, SCHEMES) + rules + registered(FILTERS, REWARDS, METRICS, CURES)
         )
-        for role, kind, fields, what in rows:
-            table.add_row(role, kind, fields, escape(what))
+        for role, kind, fields, outputs, what in rows:
+            table.add_row(role, kind, fields, escape(outputs), escape(what))
         console.print(table)
         return
     table = Table("preset", "description")

@@ -104,6 +104,8 @@ class Entry(Generic[T]):
     doc: str
     needs: tuple[Need, ...] = ()
     example: Example = Example()
+    outputs: tuple[str, ...] = ()
+    """The value names a metric group outputs (`metrics.base.MetricRegistry`; empty elsewhere)."""
 
 
 def error_line(exc: ValidationError, where: str) -> str:
@@ -129,14 +131,22 @@ class Registry(Generic[T]):
         params: type[Params] = Params,
         needs: Sequence[Need] = (),
         example: Example | None = None,
+        outputs: Sequence[str] = (),
     ) -> Callable[[T], T]:
         """Register `obj` as `kind`; `example` is what the contract suite checks it with (its
-        default params in the suite's default run when not given)."""
+        default params in the suite's default run when not given); `outputs` the value names a
+        metric declares."""
 
         def wrap(obj: T) -> T:
             doc = (getattr(obj, "__doc__", None) or "").strip().split("\n\n")[0]
             self._entries[kind] = Entry(
-                kind, obj, params, " ".join(doc.split()), tuple(needs), example or Example()
+                kind,
+                obj,
+                params,
+                " ".join(doc.split()),
+                tuple(needs),
+                example or Example(),
+                tuple(outputs),
             )
             return obj
 

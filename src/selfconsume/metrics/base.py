@@ -2,11 +2,16 @@
 
 A metric group (the names listed under `metrics:` in a config) is a function of a `MetricContext`
 returning named arrays of shape (replicates,): one stored value per (replicate, generation, name).
+Each group declares the names it outputs when it registers (`outputs=`): plain snake_case names,
+or an indexed series such as `mass_{i}` (mass_0, mass_1, ...). `presets --kinds`, the report and
+the contract suite read these declarations; a group may leave out a name it cannot compute for a
+run (`std` in more than one dimension), never output one it did not declare.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -14,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from selfconsume.kinds import METRIC_KINDS
-from selfconsume.registry import Registry
+from selfconsume.registry import Example, Need, Params, Registry
 from selfconsume.seeding import Streams
 
 MetricValues = dict[str, np.ndarray]
@@ -43,4 +48,42 @@ class MetricContext:
         )
 
 
-METRICS: Registry[Callable[[MetricContext], MetricValues]] = Registry("metrics", METRIC_KINDS)
+Metric = Callable[[MetricContext], MetricValues]
+OUTPUT = re.compile(r"[a-z][a-z0-9_]*(\{[a-z]+\}[a-z0-9_]*)?\Z")
+"""A declared output: snake_case, with at most one index placeholder (`mass_{i}`)."""
+
+
+def output_pattern(output: str) -> re.Pattern[str]:
+    """The stored names a declared output stands for: itself, or its series (`mass_{i}` ->
+    mass_0, mass_1, ...)."""
+    return re.compile(re.sub(r"\\\{[a-z]+\\\}", r"\\d+", re.escape(output)) + r"\Z")
+
+
+def is_series(output: str) -> bool:
+    """Whether a declared output is an indexed series (`mass_{i}`), not one name."""
+    return "{" in output
+
+
+class MetricRegistry(Registry[Metric]):
+    """The metric registry: every metric group registers with the value names it outputs."""
+
+    def register(
+        self,
+        kind: str,
+        params: type[Params] = Params,
+        needs: Sequence[Need] = (),
+        example: Example | None = None,
+        outputs: Sequence[str] = (),
+    ) -> Callable[[Metric], Metric]:
+        """Register a metric group as `kind`, declaring the names it outputs (required)."""
+        bad = [o for o in outputs if not OUTPUT.match(o)]
+        if not outputs or bad:
+            raise ValueError(f"metric {kind!r} must declare snake_case outputs (got {outputs!r})")
+        return super().register(kind, params, needs, example, outputs)
+
+    def declared(self, kind: str, name: str) -> str | None:
+        """The declared output of group `kind` that a stored `name` is (None: undeclared)."""
+        return next((o for o in self.get(kind).outputs if output_pattern(o).match(name)), None)
+
+
+METRICS = MetricRegistry("metrics", METRIC_KINDS)

@@ -89,7 +89,18 @@ def model_probs(ctx: MetricContext) -> np.ndarray | None:
     return np.pad(probs, ((0, 0), (0, states - probs.shape[1])))
 
 
-@METRICS.register("reward", example=CURATED_RUN)
+@METRICS.register(
+    "reward",
+    example=CURATED_RUN,
+    outputs=(
+        "reward_mean",
+        "exp_reward_mean",
+        "exp_reward_var",
+        "reward_q10",
+        "reward_q50",
+        "reward_q90",
+    ),
+)
 def reward(ctx: MetricContext) -> MetricValues:
     """reward_mean, exp_reward_mean (E[e^{beta r}]), exp_reward_var, reward_q10/q50/q90 under p_t."""
     if ctx.reward is None:
@@ -105,6 +116,7 @@ def reward(ctx: MetricContext) -> MetricValues:
     "mass",
     needs=[model_is(HasProbs, "a discrete model (use `modes` for mixtures)")],
     example=DISCRETE_RUN,
+    outputs=("mass_{i}",),
 )
 def mass(ctx: MetricContext) -> MetricValues:
     """mass_i: p_t's probability of state i, exact (discrete models; for mixtures see `modes`)."""
@@ -119,6 +131,7 @@ def mass(ctx: MetricContext) -> MetricValues:
         data_is(Categorical, "a discrete data source"),
     ],
     example=DISCRETE_RUN,
+    outputs=("kl_data", "tv_data"),
 )
 def divergence(ctx: MetricContext) -> MetricValues:
     """kl_data = KL(p_t || p_data) (finite while p_t stays in the data's support), tv_data."""
@@ -132,7 +145,7 @@ def divergence(ctx: MetricContext) -> MetricValues:
 DISCRETE_MODEL = model_is(HasProbs, "a discrete model")
 
 
-@METRICS.register("entropy", needs=[DISCRETE_MODEL], example=DISCRETE_RUN)
+@METRICS.register("entropy", needs=[DISCRETE_MODEL], example=DISCRETE_RUN, outputs=("entropy",))
 def entropy(ctx: MetricContext) -> MetricValues:
     """entropy = H(p_t) = -sum_i p_i log p_i in nats, exact (discrete models); it falls as states die."""
     p = model_probs(ctx)
@@ -140,7 +153,9 @@ def entropy(ctx: MetricContext) -> MetricValues:
         return {"entropy": -np.where(p > 0, p * np.log(p), 0.0).sum(-1)}
 
 
-@METRICS.register("states_lost", needs=[DISCRETE_MODEL], example=DISCRETE_RUN)
+@METRICS.register(
+    "states_lost", needs=[DISCRETE_MODEL], example=DISCRETE_RUN, outputs=("states_lost",)
+)
 def states_lost(ctx: MetricContext) -> MetricValues:
     """states_lost: how many states of the data's support p_t gives probability 0 (discrete models).
 

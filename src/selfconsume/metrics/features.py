@@ -192,7 +192,7 @@ def _per_batch(fn, *arrays: np.ndarray) -> MetricValues:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-@METRICS.register("fd", needs=[IMAGE_FEATURES], example=ON_DIGITS)
+@METRICS.register("fd", needs=[IMAGE_FEATURES], example=ON_DIGITS, outputs=("fd",))
 def fd(ctx: MetricContext) -> MetricValues:
     """fd: Fréchet distance between the classifier features of p_t's samples and of the test set
     (an FID analogue on the data's own classifier; not FID)."""
@@ -202,7 +202,12 @@ def fd(ctx: MetricContext) -> MetricValues:
     return {"fd": frechet_distance(feats.samples, feats.test)}
 
 
-@METRICS.register("feature_prd", needs=[IMAGE_FEATURES], example=ON_DIGITS)
+@METRICS.register(
+    "feature_prd",
+    needs=[IMAGE_FEATURES],
+    example=ON_DIGITS,
+    outputs=("precision", "recall", "density", "coverage"),
+)
 def feature_prd(ctx: MetricContext) -> MetricValues:
     """precision, recall, density, coverage of p_t's samples against the test set, with 5-NN balls
     in classifier feature space (the pixel-space groups are `prd` and `density_coverage`)."""
@@ -214,7 +219,7 @@ def feature_prd(ctx: MetricContext) -> MetricValues:
     return _batched("feature_prd", both, feats.samples, feats.test, KNN_NEED)
 
 
-@METRICS.register("fls", needs=[IMAGE_FEATURES], example=ON_DIGITS)
+@METRICS.register("fls", needs=[IMAGE_FEATURES], example=ON_DIGITS, outputs=("fls", "fls_gap"))
 def fls(ctx: MetricContext) -> MetricValues:
     """fls: Feature Likelihood Score of p_t's samples (test set scored by a mixture centred on
     them, bandwidths fitted on the real set; 0 for a model as good as fresh real data, higher is
@@ -225,7 +230,12 @@ def fls(ctx: MetricContext) -> MetricValues:
     return _per_batch(fls_scores, feats.real, feats.test, feats.samples)
 
 
-@METRICS.register("classes", needs=[IMAGE_FEATURES], example=ON_DIGITS)
+@METRICS.register(
+    "classes",
+    needs=[IMAGE_FEATURES],
+    example=ON_DIGITS,
+    outputs=("class_hist_{j}", "class_entropy", "confidence_mean", "classifier_accuracy"),
+)
 def classes(ctx: MetricContext) -> MetricValues:
     """class_hist_j: share of p_t's samples the classifier labels j; class_entropy: the entropy of
     that histogram (nats; log n_classes when balanced, 0 when one class is left); confidence_mean:
@@ -244,7 +254,9 @@ def classes(ctx: MetricContext) -> MetricValues:
     return out
 
 
-@METRICS.register("memorization", needs=[IMAGE_FEATURES], example=ON_DIGITS)
+@METRICS.register(
+    "memorization", needs=[IMAGE_FEATURES], example=ON_DIGITS, outputs=("memorization",)
+)
 def memorization(ctx: MetricContext) -> MetricValues:
     """memorization: share of p_t's samples whose nearest image in classifier feature space, among
     equally many images of the real set and of the test set, is a real (training) image: about 1/2

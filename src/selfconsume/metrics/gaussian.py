@@ -17,6 +17,7 @@ from selfconsume.theory.gaussian import gaussian_w2_sq
     example=Example(
         config={"data": {"kind": "gaussian", "params": {"dim": 2}}, "model": {"kind": "gaussian"}}
     ),
+    outputs=("mean", "std", "mean_error", "cov_trace", "cov_logdet"),
 )
 def gaussian_params(ctx: MetricContext) -> MetricValues:
     """Fitted parameters: mean and std in 1-D; mean_error, cov_trace and cov_logdet in any dim."""
@@ -33,7 +34,7 @@ def gaussian_params(ctx: MetricContext) -> MetricValues:
     return out
 
 
-@METRICS.register("w2")
+@METRICS.register("w2", outputs=("w2", "w2_sq"))
 def w2(ctx: MetricContext) -> MetricValues:
     """W2 between p_t and the truth: closed form for a Gaussian fit of Gaussian data, otherwise
     exact optimal transport between n_test samples of p_t and the test set."""

@@ -30,6 +30,7 @@ def excess_error(coef: np.ndarray, w_star: np.ndarray, cov: np.ndarray) -> np.nd
             "model": {"kind": "regression"},
         }
     ),
+    outputs=("test_error", "sigma_hat_sq"),
 )
 def regression(ctx: MetricContext) -> MetricValues:
     """test_error = ||w_hat - w*||^2_Sigma (the excess risk) and sigma_hat_sq, the noise estimate."""

@@ -116,7 +116,7 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = K_NEIGHBOURS) 
     return {"density": inside.sum(1).mean(-1) / k, "coverage": inside.any(axis=2).mean(-1)}
 
 
-@METRICS.register("mmd")
+@METRICS.register("mmd", outputs=("mmd",))
 def mmd(ctx: MetricContext) -> MetricValues:
     """mmd: unbiased estimate of the squared MMD (RBF kernel) between samples of p_t and the test
     set (can dip below 0); bandwidth = median distance within the test set, so it stays fixed
@@ -124,7 +124,7 @@ def mmd(ctx: MetricContext) -> MetricValues:
     return _batched("mmd", lambda x, y: {"mmd": mmd_rbf(x, y)}, ctx.samples, ctx.test)
 
 
-@METRICS.register("energy")
+@METRICS.register("energy", outputs=("energy_distance",))
 def energy(ctx: MetricContext) -> MetricValues:
     """energy_distance: unbiased 2 E|X-Y| - E|X-X'| - E|Y-Y'| between samples of p_t and the
     test set (0 iff the distributions agree)."""
@@ -151,7 +151,11 @@ def mode_stats(
     return out
 
 
-@METRICS.register("modes", needs=[data_is(HasModes, "a mixture truth with point modes")])
+@METRICS.register(
+    "modes",
+    needs=[data_is(HasModes, "a mixture truth with point modes")],
+    outputs=("modes_covered", "high_quality", "mass_{j}"),
+)
 def modes_metric(ctx: MetricContext) -> MetricValues:
     """For mixture truths with point modes (else nothing): modes_covered (modes whose high-quality
     samples make at least 10% of the mode's weight), high_quality (fraction of samples within
@@ -160,14 +164,14 @@ def modes_metric(ctx: MetricContext) -> MetricValues:
     return mode_stats(ctx.samples, src.modes, src.mode_std, src.mode_weights)
 
 
-@METRICS.register("prd")
+@METRICS.register("prd", outputs=("precision", "recall"))
 def prd(ctx: MetricContext) -> MetricValues:
     """precision (fraction of samples of p_t inside the test set's 5-NN manifold) and recall
     (fraction of test points inside the samples' 5-NN manifold), Kynkäänniemi et al. 2019."""
     return _batched("prd", lambda x, y: precision_recall(y, x), ctx.samples, ctx.test, KNN_NEED)
 
 
-@METRICS.register("density_coverage")
+@METRICS.register("density_coverage", outputs=("density", "coverage"))
 def density_coverage_metric(ctx: MetricContext) -> MetricValues:
     """density (expected 1 when p_t equals the truth) and coverage (fraction of test points whose
     5-NN ball holds a sample of p_t), Naeem et al. 2020."""
@@ -182,7 +186,7 @@ NLL_NEED = Need(
 )
 
 
-@METRICS.register("nll", needs=[NLL_NEED])
+@METRICS.register("nll", needs=[NLL_NEED], outputs=("nll_test", "nll_samples_truth"))
 def nll(ctx: MetricContext) -> MetricValues:
     """nll_test: -mean log p_t(test) (if the model has log_prob); nll_samples_truth: -mean log
     p_truth(samples of p_t) (if the truth has log_prob; +inf when a sample falls where the truth

@@ -66,7 +66,7 @@ def sliced_w2(
     return np.sqrt(total / n_projections)
 
 
-@METRICS.register("sliced_w2")
+@METRICS.register("sliced_w2", outputs=("sliced_w2",))
 def sliced_w2_metric(ctx: MetricContext) -> MetricValues:
     """sliced_w2: sliced W2 between n_test samples of p_t and the test set, over 256 random
     directions (drawn from the stream metric-sliced_w2 at each generation, shared by replicates)."""

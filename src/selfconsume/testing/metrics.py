@@ -38,11 +38,14 @@ def evaluate(case: Case, replicates: int = R) -> dict[str, np.ndarray]:
 
 
 def check_names_and_shapes(case: Case) -> None:
-    """At least one value; names are snake_case; each value has shape (R,) and no NaN."""
+    """At least one value; names are snake_case and declared at registration (`outputs`); each
+    value has shape (R,) and no NaN."""
     values = evaluate(case)
     assert values, "the metric gave no value"
     for name, value in values.items():
         assert NAME.match(name), f"value name {name!r} is not snake_case"
+        declared = METRICS.get(case.kind).outputs
+        assert METRICS.declared(case.kind, name), f"{name!r} is not in its outputs {declared}"
         assert value.shape == (R,), f"{name} has shape {value.shape}, expected {(R,)}"
         assert not np.any(np.isnan(value)), f"{name} is NaN"
 
