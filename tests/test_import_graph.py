@@ -1,11 +1,15 @@
 """No import circle: the packages of selfconsume (and their modules) import one another in one
-direction only. An ast walk over every import statement, at module level or inside a function
-(a lazy import is still a dependency), so a new circle fails here with its path."""
+direction only. An ast walk over the import statements, so a new circle fails here with its path:
+
+- between modules, every import counts, a lazy one inside a function too (it is still a
+  dependency); only `if TYPE_CHECKING:` blocks, which never run, are left out;
+- between packages (data, models, loop, plan, ...), the imports that run when a module is
+  imported: a lazy import is how a package defers a dependency on a later one."""
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +24,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported(path: Path, modules: set[str]) -> set[str]:
-    """The selfconsume modules that `path` imports (`from a import b` names a.b when b is one)."""
-    name = module_name(path)
+def statements(node: ast.AST, lazy: bool) -> Iterator[ast.stmt]:
+    """Every statement under `node` that can run: not `if TYPE_CHECKING:` bodies, and not
+    function bodies unless `lazy`."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and ast.unparse(child.test).endswith("TYPE_CHECKING"):
+            yield from (s for e in child.orelse for s in [e, *statements(e, lazy)])
+            continue
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) and not lazy:
+            continue
+        if isinstance(child, ast.stmt):
+            yield child
+        yield from statements(child, lazy)
+
+
+def imported(path: Path, name: str, modules: set[str], lazy: bool) -> set[str]:
+    """The selfconsume modules that `path` (module `name`) imports (`from a import b` names a.b
+    when b is one)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in statements(ast.parse(path.read_text(), str(path)), lazy):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -38,12 +56,12 @@ def imported(path: Path, modules: set[str]) -> set[str]:
     return {m for m in out if m in modules and m != name}
 
 
-def graph(unit: Callable[[str], str]) -> dict[str, set[str]]:
+def graph(unit: Callable[[str], str], lazy: bool) -> dict[str, set[str]]:
     """Who imports whom, each module mapped to its `unit` (itself, or its top-level package)."""
     paths = {module_name(p): p for p in ROOT.rglob("*.py")}
     edges: dict[str, set[str]] = {unit(m): set() for m in paths}
     for name, path in paths.items():
-        for target in imported(path, set(paths)):
+        for target in imported(path, name, set(paths), lazy):
             if unit(target) != unit(name):
                 edges[unit(name)].add(unit(target))
     return edges
@@ -78,14 +96,29 @@ def package(module: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
-@pytest.mark.parametrize(("unit", "level"), [(package, "packages"), (str, "modules")])
-def test_selfconsume_has_no_import_circle(unit, level):
-    found = cycle(graph(unit))
+@pytest.mark.parametrize(
+    ("unit", "lazy", "level"), [(package, False, "packages"), (str, True, "modules")]
+)
+def test_selfconsume_has_no_import_circle(unit, lazy, level):
+    found = cycle(graph(unit, lazy))
     assert found is None, f"import circle between {level}: {' -> '.join(found)}"
 
 
 def test_the_walk_finds_a_circle_where_there_is_one():
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
-    edges = graph(package)
+    edges = graph(package, lazy=False)
     assert {"data", "models"} <= edges["plan"] and "plan" not in edges["loop"]
+
+
+def test_the_walk_skips_what_never_runs_and_sees_lazy_imports_only_when_asked(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import selfconsume.a\n"
+        "if TYPE_CHECKING:\n    import selfconsume.b\n"
+        "def f():\n    import selfconsume.c\n"
+    )
+    known = {"selfconsume.a", "selfconsume.b", "selfconsume.c"}
+    assert imported(source, "selfconsume.m", known, lazy=False) == {"selfconsume.a"}
+    assert imported(source, "selfconsume.m", known, lazy=True) == {"selfconsume.a", "selfconsume.c"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from selfconsume.errors import ConfigError
+from selfconsume.metrics.base import METRICS, is_series, output_pattern
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 
 MAX_PANELS = 12
@@ -48,14 +51,30 @@ def legend_columns(labels: list[str]) -> int:
     return min(len(labels), 4 if longest <= 30 else 3 if longest <= 42 else 2) or 1
 
 
-def is_mass(name: str) -> bool:
-    """mass_0, mass_1, ...: the mass per state or mode, drawn in a figure of their own."""
-    return name.startswith("mass_") and name[5:].isdigit()
+SERIES_FIGURES = {"mass_": ("mass-curves", "Mass per mode or state")}
+"""Figures of the indexed series the metrics declare, by stem (others: `<stem>-curves`)."""
+DRAWN_ELSEWHERE = {"class_hist_"}
+"""Series another maker draws: the class histograms of `report.images`."""
 
 
-def is_class_share(name: str) -> bool:
-    """class_hist_0, class_hist_1, ...: drawn as the class histograms of report.images."""
-    return name.startswith("class_hist_") and name[11:].isdigit()
+def series(exp: Experiment) -> dict[str, list[str]]:
+    """The stored names of each indexed series (`mass_{i}` -> mass_0, mass_1, ...) that the
+    runs' metric groups declare (`METRICS` outputs), by stem, in index order. A group the
+    report does not know (a plug-in not imported here) declares nothing."""
+    patterns: dict[str, re.Pattern[str]] = {}
+    for run in exp.runs:
+        for group in run.config.metrics:
+            try:
+                outputs = METRICS.get(group).outputs
+            except ConfigError:
+                continue
+            for output in filter(is_series, outputs):
+                patterns.setdefault(output.partition("{")[0], output_pattern(output))
+    return {
+        stem: sorted(found, key=lambda m: int(m[len(stem) :]))
+        for stem, pattern in patterns.items()
+        if (found := [m for m in exp.metric_names if pattern.match(m)])
+    }
 
 
 INTERVAL = "95% t-interval shaded (the replicates' range with fewer than 3)"
@@ -96,17 +115,15 @@ def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
     (for at most MAX_LINES runs)."""
     if len(exp.runs) > MAX_LINES:
         return []
-    names = sorted(
-        m for m in exp.metric_names if not m.startswith("train_") and not is_class_share(m)
-    )
-    groups = [
-        ("metrics", [m for m in names if not is_mass(m)][:MAX_PANELS], "Metrics by generation"),
-        (
-            "mass-curves",
-            sorted((m for m in names if is_mass(m)), key=lambda m: int(m[5:])),
-            "Mass per mode or state",
-        ),
-    ]
+    indexed = series(exp)
+    in_series = {m for names in indexed.values() for m in names}
+    names = sorted(m for m in exp.metric_names - in_series if not m.startswith("train_"))
+    groups = [("metrics", names[:MAX_PANELS], "Metrics by generation")]
+    for stem, members in indexed.items():
+        if stem not in DRAWN_ELSEWHERE:
+            name = stem.rstrip("_")
+            suffix, title = SERIES_FIGURES.get(stem, (f"{name}-curves", f"{name} by index"))
+            groups.append((suffix, members, title))
     return [
         curves_figure(exp, group, exp.path(out, suffix), f"{exp.name}: {title.lower()}")
         for suffix, group, title in groups

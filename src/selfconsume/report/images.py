@@ -26,7 +26,7 @@ import numpy as np
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
-from selfconsume.report.curves import INTERVAL, is_class_share, panels
+from selfconsume.report.curves import INTERVAL, panels, series
 from selfconsume.report.scatter import panel_generations
 
 TILE = 4
@@ -166,8 +166,8 @@ def _image_metrics(exp: Experiment) -> bool:
 
 
 def _classes(exp: Experiment) -> list[str]:
-    """class_hist_0, class_hist_1, ... in class order."""
-    return sorted(filter(is_class_share, exp.metric_names), key=lambda m: int(m[11:]))
+    """class_hist_0, class_hist_1, ... in class order (the `classes` metric's series)."""
+    return series(exp).get("class_hist_", [])
 
 
 def _spans_decades(exp: Experiment, metric: str) -> bool:
