@@ -232,3 +232,20 @@ def test_report_never_opens_the_image_file_a_store_names(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert opened == []
     assert (tmp_path / "report" / "images-images.png").is_file()
+
+
+def test_the_reader_checks_artifact_hashes_as_the_writer_does(crafted, tmp_path):
+    path, (bad, _), _ = crafted
+    db = sqlite3.connect(path)
+    (stored,) = db.execute(
+        "SELECT path FROM artifacts WHERE run_id=? AND kind='samples' AND generation=0", (bad,)
+    ).fetchone()
+    db.close()
+    sample = path.with_name("s_artifacts") / stored
+    data = bytearray(sample.read_bytes())
+    data[-1] ^= 0x01  # one flipped bit in a value: the file still loads
+    sample.write_bytes(bytes(data))
+    result = invoke("report", "--store", path, "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("skipped:")]
+    assert bad in line and stored in line and "checksum mismatch" in line
