@@ -96,17 +96,11 @@ class StoreReads:
 
     def status(self, run_id: str) -> RunStatus:
         """One run's row less its config (KeyError if there is no such run)."""
-        rows = self._rows(" WHERE run_id=?", (run_id,))
-        if not rows:
-            raise KeyError(run_id)
-        return self._status(rows[0])
+        return self._status(self._row(run_id))
 
     def run(self, run_id: str) -> RunRecord:
         """One run with its resolved, typed config (KeyError if there is no such run)."""
-        rows = self._rows(" WHERE run_id=?", (run_id,))
-        if not rows:
-            raise KeyError(run_id)
-        return self._record(rows[0])
+        return self._record(self._row(run_id))
 
     def runs(self, name: str | None = None, problems: list[str] | None = None) -> list[RunRecord]:
         """The runs with their typed configs, in the order they were registered. A run that cannot
@@ -130,7 +124,14 @@ class StoreReads:
         columns = ", ".join(n if n in have else "NULL" for n in names)
         return self._exec(f"SELECT {columns} FROM runs{where} ORDER BY rowid", args).fetchall()
 
+    def _row(self, run_id: str) -> tuple[Any, ...]:
+        rows = self._rows(" WHERE run_id=?", (run_id,))
+        if not rows:
+            raise KeyError(run_id)
+        return rows[0]
+
     def _status(self, row: tuple[Any, ...]) -> RunStatus:
+        """The row as a RunStatus, once each column holds the SQLite type it must."""
         for (column, types), value in zip(ROW_TYPES.items(), row, strict=False):
             if not isinstance(value, types):
                 raise ConfigError(
