@@ -362,11 +362,27 @@ def wait_for_a_commit(store_path: Path, proc: subprocess.Popen, timeout: float =
     raise AssertionError("no generation was committed in time")
 
 
+AS_FROM_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " from selfconsume.cli import app; app()"
+)
+"""The CLI with Ctrl-C handled, as from a terminal: a test runner started in the background
+(`make test &`) hands its children SIGINT ignored, and an ignored signal stays ignored."""
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt in this process, whatever the test runner inherited."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_a_pooled_run_cleanly_and_it_resumes(tmp_path, slow, sig, code):
     config, reference = slow
     store_path = tmp_path / "pooled.sqlite"
-    cmd = [sys.executable, "-c", "from selfconsume.cli import app; app()", "run", str(config)]
+    cmd = [sys.executable, "-c", AS_FROM_A_TERMINAL, "run", str(config)]
     cmd += ["--store", str(store_path), "--workers", "2"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
@@ -421,7 +437,7 @@ class Bomb:
             pass
 
 
-def test_an_interrupt_a_finaliser_dropped_is_raised_at_the_next_poll(tmp_path, capsys):
+def test_an_interrupt_a_finaliser_dropped_is_raised_at_the_next_poll(tmp_path, capsys, ctrl_c):
     """It used to be lost: the sweep finished, exit 0, a traceback on stderr."""
     cfgs = [resolve({**TINY, "seed": seed}) for seed in (1, 2)]
     polls = []

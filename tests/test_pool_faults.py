@@ -7,7 +7,9 @@ the time limits only turn a hang into a failure.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -231,7 +233,7 @@ def test_a_full_disk_stops_a_pooled_sweep_in_seconds_and_it_resumes(tmp_path):
     run_experiment(config, store=reference)
     disk, copy = tmp_path / "disk", tmp_path / "copy"
     disk.mkdir()
-    cmd = " ".join(f"'{c}'" for c in command(config, disk / "s.sqlite"))
+    cmd = shlex.join(command(config, disk / "s.sqlite"))
     script = (
         f"mount -t tmpfs -o size=3m tmpfs '{disk}' || exit 99; {cmd}; code=$?;"
         f" cp -a '{disk}' '{copy}'; exit $code"
@@ -250,6 +252,60 @@ def test_a_full_disk_stops_a_pooled_sweep_in_seconds_and_it_resumes(tmp_path):
     outcomes = run_experiment(config, store=copy / "s.sqlite")
     assert [o.status for o in outcomes] == ["done", "done"]
     pd.testing.assert_frame_equal(frame(copy / "s.sqlite"), frame(reference))
+
+
+FILL_AND_STOP = """
+import errno, json, os, sys
+from pathlib import Path
+import selfconsume.sweep.writer as writer
+from selfconsume.plan import resolve
+from selfconsume.store.sqlite import Store
+
+disk, writer.RESERVE_BYTES = Path(sys.argv[1]), int(sys.argv[2])
+store = Store(disk / "s.sqlite")
+sweep = writer.Writer(store)
+cfg = resolve(json.loads(sys.argv[3]))
+sweep.begin(cfg)
+fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+try:
+    while os.write(fd, bytes(4096)):
+        pass
+except OSError as exc:
+    assert exc.errno == errno.ENOSPC
+sweep.stop(OSError(errno.ENOSPC, "No space left on device"))
+print(store.run(cfg.run_id).status)
+"""
+
+
+@pytest.mark.skipif(bool(_why_no_tmpfs()), reason=str(_why_no_tmpfs()))
+@pytest.mark.parametrize(("reserve", "status"), [(1 << 20, "interrupted"), (0, "running")])
+def test_the_writers_reserve_lets_sqlite_record_a_run_on_a_full_disk(tmp_path, reserve, status):
+    """With the disk filled to the last byte, marking a run interrupted needs SQLite to grow its
+    log: only the space the writer held back makes that possible (without it, the run would be
+    left `running`)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    raw = {
+        "name": "reserve",
+        "seed": 1,
+        "replicates": 2,
+        "generations": 1,
+        "data": {"kind": "gaussian", "n_real": 4, "n_test": 2},
+        "model": {"kind": "gaussian"},
+        "scheme": {"kind": "mix", "lam": 1.0},
+        "metrics": ["gaussian_params"],
+    }
+    args = [sys.executable, "-c", FILL_AND_STOP, str(disk), str(reserve), json.dumps(raw)]
+    script = f"mount -t tmpfs -o size=2m tmpfs '{disk}' || exit 99; exec {shlex.join(args)}"
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=HANG,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [status]
 
 
 # --- the sweep's own process killed ----------------------------------------------------------------
