@@ -204,9 +204,8 @@ def drive(
             try:
                 result = future.result()
             except WorkerDied as exc:  # what it sent before dying is committed already
-                deaths.setdefault(run_id, []).append(
-                    f"{exc} (run at generation {_at(writer, run_id)})"
-                )
+                at = writer.next.get(run_id, "?")
+                deaths.setdefault(run_id, []).append(f"{exc} (run at generation {at})")
                 if len(deaths[run_id]) == 1 and run_id not in writer.busy:
                     log.warning(
                         "run %s: its %s; resuming it from generation %d on a fresh worker",
@@ -250,10 +249,6 @@ def drive(
             check()
         _poll(poll)
     return [outcomes[c.run_id] for c in cfgs]
-
-
-def _at(writer: Writer, run_id: str) -> int | str:
-    return writer.next.get(run_id, "?")
 
 
 def _deaths(deaths: list[str]) -> str:
