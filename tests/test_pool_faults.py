@@ -332,7 +332,7 @@ def gone(proc: psutil.Process) -> bool:
 def test_no_worker_outlives_a_sigkilled_sweep(tmp_path):
     """It used to leave both workers and the resource tracker running for good."""
     config, store = tmp_path / "long.yaml", tmp_path / "s.sqlite"
-    config.write_text(LONG.format(generations=2000))
+    config.write_text(LONG.format(generations=300))
     proc = subprocess.Popen(command(config, store), env=env(), stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + HANG
