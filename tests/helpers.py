@@ -57,3 +57,19 @@ def z_score(samples: np.ndarray, expected: float) -> float:
     """How many standard errors the sample mean is from `expected`."""
     se = samples.std(ddof=1) / np.sqrt(len(samples))
     return abs(samples.mean() - expected) / se
+
+
+def norm_reward(x: np.ndarray) -> np.ndarray:
+    """A user reward for the `callable` kind: the Euclidean norm of each sample (m, d) -> (m,)."""
+    return np.linalg.norm(x, axis=-1)
+
+
+def keep(
+    sample, n: int, kind: str, params: dict, score, rng
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Keep n samples per replicate of `sample(m) -> (R, m, d)` by a selection kind and a score:
+    the kept samples and their optional weights."""
+    from selfconsume.loop.selection import Candidates, build_selection, curate
+
+    kept = curate(Candidates(lambda m, y: sample(m)), n, build_selection(kind, params), score, rng)
+    return kept.x, kept.w

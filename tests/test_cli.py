@@ -5,14 +5,14 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from typing import get_args
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
-from selfconsume.config import SELECTION_RULES, CurationConfig, SelectionRule
+from selfconsume.kinds import SELECTION_KINDS
+from selfconsume.loop.selection import SELECTIONS
 
 runner = CliRunner()
 
@@ -60,7 +60,9 @@ def test_export_long_format(config_file, store_path, capsys):
     export(store_path, "csv", stdout=buf)
     frame = pd.read_csv(io.StringIO(buf.getvalue()))
     long = ["run_id", "name", "replicate", "generation", "metric", "value"]
-    assert list(frame.columns[:6]) == long and "scheme.lam" in frame.columns  # then swept keys
+    assert (
+        list(frame.columns[:6]) == long and "scheme.params.lam" in frame.columns
+    )  # then swept keys
     # 2 runs x 5 generations x 50 replicates per metric
     assert (frame.metric == "std").sum() == 2 * 5 * 50
     buf = io.StringIO()
@@ -97,18 +99,17 @@ def test_presets_listed():
 
 
 def test_every_curation_kind_is_listed():
-    """The reward rules are a Literal of the config, not a registry: listed all the same."""
-    assert set(SELECTION_RULES) == set(get_args(SelectionRule))
+    """Every selection kind (rules by a reward and reward-free kinds) is one registry's."""
     rows = invoke("presets", "--kinds").output.splitlines()
     listed = {row.split("│")[2].strip() for row in rows if row.count("│") > 3}
-    assert set(get_args(CurationConfig.model_fields["kind"].annotation)) <= listed
+    assert set(SELECTIONS.names()) == set(SELECTION_KINDS) <= listed
 
 
 @pytest.mark.parametrize(
     ("override", "needle"),
     [
         ("colour=red", "colour"),
-        ("scheme.lam=-0.5", "scheme.lam"),
+        ("scheme.lam=-0.5", "scheme.params.lam"),
         ("data.n_real=1", "data.n_real"),
         ("replicates=many", "replicates"),
         ("model.kind=transformer", "model.kind"),
@@ -138,7 +139,7 @@ def test_set_on_a_swept_key_pins_it(config_file):
     from selfconsume.plan import load
 
     cfgs = load(str(config_file), ["scheme.lam=2.0"])
-    assert [c.scheme.lam for c in cfgs] == [2.0]
+    assert [c.scheme.params.lam for c in cfgs] == [2.0]
     assert len(load(str(config_file))) == 2
 
 

@@ -10,8 +10,8 @@ import pytest
 from selfconsume.data.base import DATA
 from selfconsume.data.toy2d import EightGaussians, EightGaussiansParams
 from selfconsume.loop.cures import CURES, RealWeight, RealWeightParams
-from selfconsume.loop.filters import FILTERS
 from selfconsume.loop.schemes import SCHEMES, Mix, MixParams
+from selfconsume.loop.selection import SELECTIONS, RewardFree, RewardFreeParams
 from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import MODELS
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
@@ -101,15 +101,11 @@ def test_a_scheme_training_on_rows_it_never_drew_is_caught(plugin):
 
 
 def test_a_filter_scoring_the_wrong_shape_is_caught(plugin):
-    class Flat:
-        def __init__(self, params, source):
-            pass
-
+    class Flat(RewardFree):
         def scorer(self, real, rng):
             return lambda x: np.zeros((x.shape[0], int(np.prod(x.shape[1:-1]))))
 
-    # under a built-in kind's name: curation.kind is a closed list until selection is a registry
-    kind = plugin(FILTERS, "likelihood", Flat)
+    kind = plugin(SELECTIONS, "flat_score", Flat, RewardFreeParams)
     with pytest.raises(AssertionError, match=r"scores have shape \(3, 24\)"):
         check_kind("selection", kind)
 
@@ -196,5 +192,5 @@ def test_resolved_config_is_the_identity_and_builds_the_same_plan():
     ids = {resolve({**base, **s}).run_id for s in spellings}
     assert len(ids) == 1
     cfg = resolve(base)
-    assert cfg.data.params.std == 1.0 and cfg.scheme.n_synthetic == 10
+    assert cfg.data.params.std == 1.0 and cfg.scheme.params.n_synthetic == 10
     assert build(cfg).scheme.n_synthetic == 10

@@ -9,12 +9,11 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import metric, run_raw
+from helpers import keep, metric, run_raw
 
-from selfconsume.config import CurationConfig
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
-from selfconsume.loop.curation import choose_bradley_terry, curate
+from selfconsume.loop.curation import choose_bradley_terry
 from selfconsume.loop.run import run_config
 from selfconsume.metrics.curation import exact_reward_stats, sample_reward_stats
 from selfconsume.models.discrete import DiscreteModel, DiscreteModelParams
@@ -78,8 +77,9 @@ def test_curate_draws_k_candidates_per_kept_sample():
         calls.append(m)
         return np.arange(3 * m, dtype=float).reshape(3, m, 1)
 
-    cfg = CurationConfig(kind="bradley_terry", k=5, beta=1e6, reward={"kind": "linear"})
-    kept, weights = curate(sample, 7, cfg, lambda x: x[..., 0], np.random.default_rng(0))
+    params = {"k": 5, "beta": 1e6}
+    rng = np.random.default_rng(0)
+    kept, weights = keep(sample, 7, "bradley_terry", params, lambda x: x[..., 0], rng)
     assert calls == [35] and kept.shape == (3, 7, 1) and weights is None
     np.testing.assert_array_equal(kept[0, :, 0], np.arange(4, 35, 5))  # the best of each group
 
@@ -177,9 +177,9 @@ def test_classifier_confidence_rewards_the_target_class():
 @pytest.mark.parametrize(
     ("key", "value", "needle"),
     [
-        ("k", 0, "curation.k"),
-        ("k", 2.5, "curation.k"),
-        ("beta", -1.0, "curation.beta"),
+        ("k", 0, "curation.params.k"),
+        ("k", 2.5, "curation.params.k"),
+        ("beta", -1.0, "curation.params.beta"),
         ("reward", {"kind": "callable", "params": {"target": "no_such_mod:f"}}, "no_such_mod:f"),
         ("reward", {"kind": "callable", "params": {"target": "nocolon"}}, "params.target"),
         ("reward", {"kind": "nope"}, "curation.reward"),
@@ -201,10 +201,10 @@ def test_bad_curation_is_one_line_naming_the_key(tmp_path, key, value, needle):
 def test_k_inf_needs_population_mode():
     raw = copy.deepcopy(BASE)
     raw["curation"]["k"] = float("inf")
-    with pytest.raises(ConfigError, match="curation.k"):
+    with pytest.raises(ConfigError, match="curation.params.k"):
         resolve(raw)
     raw["model"]["population"] = True
-    assert np.isinf(resolve(raw).curation.k)
+    assert np.isinf(resolve(raw).curation.params.k)
 
 
 @pytest.mark.parametrize(("target", "needle"), [("nan", "non-finite"), ("column", "shape")])
@@ -279,8 +279,8 @@ def test_presets_load():
         assert cfg.curation.kind == "bradley_terry"
     assert len(load("curated-discrete")) == 4
     toy = load("curated-toy", quick=True)
-    assert [c.scheme.kind for c in toy] == ["replace", "mix"] and toy[1].scheme.lam == 0.5
-    assert toy[0].curation.k == 4 and toy[0].model.kind == "ddpm"
+    assert [c.scheme.kind for c in toy] == ["replace", "mix"] and toy[1].scheme.params.lam == 0.5
+    assert toy[0].curation.params.k == 4 and toy[0].model.kind == "ddpm"
 
 
 @pytest.mark.parametrize("beta", [1e3, 1e6, 1e12, 1e15, 1e18, 1e300])
@@ -300,7 +300,7 @@ def test_cli_population_and_sampled_loop_agree_at_a_huge_beta(store_path):
     from selfconsume.cli import app
 
     def mass_3(population: bool) -> pd.DataFrame:
-        sets = ["curation.beta=1e300", "generations=1", "sweep=null", "replicates=400"]
+        sets = ["curation.params.beta=1e300", "generations=1", "sweep=null", "replicates=400"]
         sets.append(f"model.population={str(population).lower()}")
         args = ["run", "curated-discrete", "--store", str(store_path / str(population))]
         done = CliRunner().invoke(app, [*args, *(a for s in sets for a in ("--set", s))])

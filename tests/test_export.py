@@ -68,8 +68,8 @@ def test_results_is_compact_and_holds_every_value(filled):
     path, store, run_ids = filled
     frame = api.results(path)
     # the long layout, then the keys that differ within an experiment (lam, and what it sets)
-    assert list(frame.columns[:6]) == LONG and frame.columns[6] == "scheme.lam"
-    for column in ("run_id", "name", "metric", "scheme.lam"):
+    assert list(frame.columns[:6]) == LONG and frame.columns[6] == "scheme.params.lam"
+    for column in ("run_id", "name", "metric", "scheme.params.lam"):
         assert isinstance(frame[column].dtype, pd.CategoricalDtype)
     assert frame["value"].dtype == np.float64 and frame["replicate"].dtype == np.int32
     for run_id in run_ids:
@@ -80,9 +80,9 @@ def test_results_is_compact_and_holds_every_value(filled):
             np.testing.assert_array_equal(rows["value"].to_numpy().reshape(values.shape), values)
             assert rows["replicate"].max() == replicates - 1
             assert rows["generation"].max() == generations - 1
-    lam = frame.groupby("run_id", observed=True)["scheme.lam"].first()
+    lam = frame.groupby("run_id", observed=True)["scheme.params.lam"].first()
     assert sorted(lam.dropna().astype(float)) == [0.0, 0.5]
-    assert frame.loc[frame.name == "curated", "scheme.lam"].isna().all()
+    assert frame.loc[frame.name == "curated", "scheme.params.lam"].isna().all()
     only = api.results(path, name="curated")
     assert set(only["name"]) == {"curated"} and len(only) == (frame.name == "curated").sum()
 
@@ -97,7 +97,7 @@ def test_results_as_xarray_is_run_by_replicate_by_generation(filled):
             block = ds[name].values[i, : values.shape[1], : values.shape[0]]
             np.testing.assert_array_equal(block, values.T)
     assert np.isnan(ds["mass_0"].values[2, 7:]).all()  # the curated run has 7 replicates
-    assert list(ds["scheme.lam"].values[:2]) == [0.0, 0.5]
+    assert list(ds["scheme.params.lam"].values[:2]) == [0.0, 0.5]
     assert set(api.results(path, name="curated", xarray=True).data_vars) == {
         "mass_0",
         "mass_1",
@@ -117,7 +117,7 @@ def test_every_format_round_trips_the_long_layout(filled, tmp_path, fmt):
         read = feather.read_table(out).to_pandas()
     elif fmt == "csv":
         read = pd.read_csv(out)
-        assert out.read_text().startswith(",".join(LONG) + ",scheme.lam")
+        assert out.read_text().startswith(",".join(LONG) + ",scheme.params.lam")
     else:
         read = pd.DataFrame(json.loads(out.read_text()))
     assert list(read.columns) == list(frame.columns) and len(read) == len(frame)
@@ -125,7 +125,8 @@ def test_every_format_round_trips_the_long_layout(filled, tmp_path, fmt):
     for column in ("run_id", "metric", "replicate", "generation"):
         assert (read[column].astype(str).to_numpy() == frame[column].astype(str).to_numpy()).all()
     np.testing.assert_array_equal(
-        read["scheme.lam"].to_numpy(float), frame["scheme.lam"].astype(float).to_numpy()
+        read["scheme.params.lam"].to_numpy(float),
+        frame["scheme.params.lam"].astype(float).to_numpy(),
     )
 
 
@@ -151,7 +152,7 @@ def test_summary_matches_numpy(filled, tmp_path):
     )
     assert result.exit_code == 0, result.output
     read = pd.read_csv(out)
-    assert len(read) == len(summary) and "scheme.lam" in read.columns
+    assert len(read) == len(summary) and "scheme.params.lam" in read.columns
     np.testing.assert_allclose(read["mean"], summary["mean"])
 
 

@@ -520,8 +520,8 @@ def test_a_file_too_big_for_memory_is_refused_from_its_header(tmp_path, monkeypa
 @pytest.mark.parametrize(
     ("sets", "needle"),
     [
-        (["scheme.lam=.inf"], "scheme.lam"),
-        (["scheme.lam=1e308"], "scheme.lam"),
+        (["scheme.lam=.inf"], "scheme.params.lam"),
+        (["scheme.lam=1e308"], "scheme.params.lam"),
         (["data.params.std=1e308"], "data.params.std"),
         (["data.params.std=.nan"], "data.params.std"),
         (["data.params.std=.inf"], "data.params.std"),
@@ -608,7 +608,7 @@ def unvalidated(**changes) -> Config:
         ({"replicates": 10**9}, "replicates"),
         ({"data": {**TINY["data"], "params": {"dim": 10**6}}}, "data.params.dim"),
         ({"data": {**TINY["data"], "n_real": 10**10}}, "data.n_real"),
-        ({"scheme": {"kind": "mix", "lam": 1e308}}, "scheme.lam"),
+        ({"scheme": {"kind": "mix", "lam": 1e308}}, "scheme.params.lam"),
         ({"generations": 10**9, "scheme": {"kind": "accumulate", "lam": 1.0}}, "generations"),
     ],
 )

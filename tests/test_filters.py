@@ -7,15 +7,14 @@ import time
 
 import numpy as np
 import pytest
-from helpers import metric, run_raw
+from helpers import keep, metric, run_raw
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
 from selfconsume.config import CurationConfig
 from selfconsume.data.base import DATA
-from selfconsume.loop.curation import curate
-from selfconsume.loop.filters import FILTERS, build_filter
 from selfconsume.loop.run import run_config
+from selfconsume.loop.selection import build_selection
 from selfconsume.plan import load, resolve
 from selfconsume.report.html import load_experiments
 from selfconsume.rewards.base import build_reward
@@ -26,8 +25,12 @@ from selfconsume.store.sqlite import Store
 R = 3
 
 
+def RNG() -> np.random.Generator:  # noqa: N802  (a fixed generator, as a constant reads)
+    return np.random.default_rng(0)
+
+
 def scorer(kind: str, real: np.ndarray, source: object = None, **params):
-    filt = build_filter(kind, FILTERS.parse_params(kind, params, "curation.params"), source)
+    filt = build_selection(kind, params, source)
     return filt.scorer(real, Streams(0).per_replicate("filter", 1))
 
 
@@ -36,9 +39,8 @@ def keep_top(
 ) -> np.ndarray:
     """The n candidates (R, m, d) a filter keeps by top_fraction, through `curate`."""
     fraction = n / cand.shape[1]
-    cur = CurationConfig(kind=kind, select="top_fraction", fraction=fraction)
     score = scorer(kind, real, source)
-    x, _ = curate(lambda m: cand[:, :m], n, cur, score, np.random.default_rng(0))
+    x, _ = keep(lambda m: cand[:, :m], n, "top_fraction", {"fraction": fraction}, score, RNG())
     return x
 
 
@@ -82,7 +84,7 @@ def test_likelihood_filter_keeps_the_high_density_points():
 
 def test_likelihood_reference_is_fitted_once():
     rng = np.random.default_rng(4)
-    filt = build_filter("likelihood", FILTERS.parse_params("likelihood", {}, "p"), None)
+    filt = build_selection("likelihood", {}, None)
     x = rng.standard_normal((R, 10, 2))
     first = filt.scorer(rng.standard_normal((R, 50, 2)), Streams(0).per_replicate("filter", 1))(x)
     later = filt.scorer(rng.standard_normal((R, 50, 2)), Streams(0).per_replicate("filter", 2))(x)
@@ -166,9 +168,8 @@ def test_oracle_top_half_matches_the_closed_form():
     E[|x|^2 | kept] = s^2 (2 - 2 ln 2); compared at 4 standard errors."""
     source = DATA.make("gaussian", {"dim": 2})
     cand = 2.0 * np.random.default_rng(6).standard_normal((200, 400, 2))
-    cur = resolve_curation({"kind": "top_fraction", "reward": {"kind": "log_density"}})
     reward = build_reward("log_density", {}, source)
-    kept, _ = curate(lambda m: cand[:, :m], 200, cur, reward, np.random.default_rng(0))
+    kept, _ = keep(lambda m: cand[:, :m], 200, "top_fraction", {}, reward, RNG())
     per_rep = (kept**2).sum(-1).mean(1)
     expected = 4.0 * (2 - 2 * np.log(2))
     se = per_rep.std(ddof=1) / np.sqrt(per_rep.size)
@@ -187,10 +188,13 @@ def resolve_curation(curation: dict) -> CurationConfig:
 
 def test_a_reward_free_kind_resolves_to_its_typed_params_and_rule():
     cur = resolve_curation({"kind": "discriminator"})
-    assert cur.select == "top_fraction" and cur.rule == "top_fraction"
+    assert cur.params.select.kind == "top_fraction" and cur.params.select.params.fraction == 0.5
     assert cur.params.features > 0 and cur.reward is None
-    spelled = resolve_curation({"kind": "discriminator", "select": "top_fraction", "params": {}})
-    assert spelled == cur
+    flat = resolve_curation({"kind": "discriminator", "select": "top_fraction", "params": {}})
+    spelled = resolve_curation(
+        {"kind": "discriminator", "params": {"select": {"kind": "top_fraction"}}}
+    )
+    assert flat == cur and spelled == cur
 
 
 CLI_CONFIG = """
@@ -207,8 +211,10 @@ metrics: [mmd]
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
-        (["curation.fraction=1.5"], "curation.fraction"),
-        (["curation.fraction=0"], "curation.fraction"),
+        (["curation.fraction=1.5"], "curation.params.select.params.fraction"),
+        (["curation.fraction=0"], "curation.params.select.params.fraction"),
+        (["curation.params.select={kind: threshold, params: {k: 2}}"], "select.params.k"),
+        (["curation.params.select={kind: likelihood}"], "curation.params.select.kind"),
         (["curation.reward={kind: log_density}"], "curation.reward"),
         (["curation={kind: top_fraction}"], "curation.reward"),
         (
@@ -323,7 +329,8 @@ def test_filtering_digits_preset_is_stability_digits_model_fully_synthetic_with_
         "likelihood",
         "bradley_terry",
     ]
-    assert all(c.rule == "bradley_terry" and c.k == 4 for c in curated)
+    rules = [c.params.select if c.reward is None else c for c in curated]
+    assert all(r.kind == "bradley_terry" and r.params.k == 4 for r in rules)
     assert curated[2].reward.kind == "classifier_confidence"
 
 

@@ -4,14 +4,15 @@ travel with their rows through curation, and bad conditional input is refused wi
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 import torch
 from test_sampler_oracle import preset_raw
 
-from selfconsume.config import CurationConfig
 from selfconsume.errors import ConfigError
-from selfconsume.loop.curation import curate_prompted
+from selfconsume.loop.selection import Candidates, build_selection, curate
 from selfconsume.models.base import MODELS
 from selfconsume.plan import resolve
 from selfconsume.seeding import Streams
@@ -130,9 +131,9 @@ def test_bradley_terry_candidates_share_their_prompt_and_keep_it():
     """Each kept sample was drawn for its own prompt: a sampler that writes the label into x."""
     prompts = lambda m: np.tile(np.arange(m) % 10, (2, 1))  # noqa: E731
     sample = lambda m, y: np.stack([y, np.random.default_rng(0).random(y.shape)], -1)  # noqa: E731
-    cfg = CurationConfig(kind="bradley_terry", k=4, reward={"kind": "linear"})
-    x, w, y = curate_prompted(
-        sample, prompts, 30, cfg, lambda s: s[..., 1], np.random.default_rng(1)
+    rule = build_selection("bradley_terry", {"k": 4})
+    x, w, y = astuple(
+        curate(Candidates(sample, prompts), 30, rule, lambda s: s[..., 1], np.random.default_rng(1))
     )
     assert w is None and x.shape == (2, 30, 2)
     np.testing.assert_array_equal(x[..., 0], y)

@@ -44,19 +44,19 @@ REFUSALS = {
     ),
     "data.n_real": ({"data": {**BASE["data"], "n_real": 10**12}}, "lower data.n_real"),
     "data.n_test": ({"data": {**BASE["data"], "n_test": 10**12}}, "lower data.n_test"),
-    "scheme.lam": ({"scheme": {"kind": "mix", "lam": 1e15}}, "lower scheme.lam"),
-    "scheme.n_synthetic": (
+    "scheme.params.lam": ({"scheme": {"kind": "mix", "lam": 1e15}}, "lower scheme.params.lam"),
+    "scheme.params.n_synthetic": (
         {"scheme": {"kind": "replace", "n_synthetic": 10**13}},
-        "lower scheme.n_synthetic",
+        "lower scheme.params.n_synthetic",
     ),
     "generations": (
         {"generations": 10**12, "scheme": {"kind": "accumulate", "lam": 1.0}},
         "lower generations",
     ),
-    "curation.k": ({"curation": {**BT, "k": 10**13}}, "lower curation.k"),
-    "curation.fraction": (
+    "curation.params.k": ({"curation": {**BT, "k": 10**13}}, "lower curation.params.k"),
+    "curation.params.fraction": (
         {"curation": {**BT, "kind": "top_fraction", "fraction": 1e-13}},
-        "raise curation.fraction",
+        "raise curation.params.fraction",
     ),
     "model.params.n_components": (
         {"model": {"kind": "gmm", "params": {"n_components": 10**12}}},
@@ -80,7 +80,7 @@ REFUSALS = {
 @pytest.mark.parametrize("key", sorted(REFUSALS))
 def test_every_memory_refusal_names_its_key_and_the_direction_that_helps(key):
     changes, advice = REFUSALS[key]
-    if key == "curation.fraction":
+    if key == "curation.params.fraction":
         changes = {
             **changes,
             "curation": {k: v for k, v in changes["curation"].items() if k != "k"},
@@ -93,7 +93,9 @@ def test_a_top_fraction_too_small_for_memory_says_raise_it():
     # memory grows as 1 / fraction: lowering it, as the refusal used to advise, makes it worse
     curation = {"kind": "top_fraction", "fraction": 1e-9, "reward": {"kind": "linear"}}
     changes = {"replicates": 100, "data": {**BASE["data"], "n_real": 10**4}, "curation": curation}
-    with pytest.raises(ConfigError, match=r"^curation.fraction: .*; raise curation.fraction$"):
+    with pytest.raises(
+        ConfigError, match=r"^curation.params.fraction: .*; raise curation.params.fraction$"
+    ):
         check_memory(config(**changes), available=10**9)
     check_memory(config(**{**changes, "curation": {**curation, "fraction": 0.5}}), available=10**9)
 

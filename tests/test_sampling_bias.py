@@ -16,6 +16,7 @@ from helpers import metric, run_raw
 from typer.testing import CliRunner
 
 from selfconsume.cli import app
+from selfconsume.flat import flat_scheme
 from selfconsume.models.base import MODELS, tempered
 from selfconsume.models.torch_batched import draws, generators_from
 from selfconsume.plan import resolve
@@ -183,6 +184,7 @@ def test_psi_one_keeps_the_identity_runs_had_before_psi_and_is_stored():
     assert stored["model"]["params"]["psi"] == 1.0  # the resolved config names it
     for name in type(cfg.model.params).LATER:  # what a config resolved before psi existed held
         del stored["model"]["params"][name]
+    stored["scheme"] = flat_scheme(stored["scheme"])  # and its scheme block was flat
     text = json.dumps(stored, sort_keys=True, separators=(",", ":"))
     assert cfg.run_id == hashlib.sha1(text.encode()).hexdigest()[:12]
     blocks = {k: stored[k] for k in ARM_BLOCKS if k in stored}  # no cures: no key

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
+from helpers import keep
 
-from selfconsume.config import CurationConfig, RewardConfig, SchemeConfig
+from selfconsume.config import SchemeConfig
 from selfconsume.errors import ConfigError
-from selfconsume.loop.curation import choose_bradley_terry, curate
+from selfconsume.loop.curation import choose_bradley_terry
 from selfconsume.loop.schemes import SCHEMES, Pool, Scheme, resolve_scheme
 
 R, N, D = 3, 10, 2
@@ -18,8 +21,8 @@ def batch(value: float, n: int) -> np.ndarray:
 
 
 def scheme(kind: str, **keys) -> Scheme:
-    cfg = resolve_scheme(SchemeConfig(kind=kind, **keys), N)
-    return SCHEMES.get(kind).obj(cfg, N)
+    cfg = resolve_scheme(SchemeConfig(kind=kind, params=keys), N)
+    return SCHEMES.get(kind).obj(cfg.params, N)
 
 
 @pytest.mark.parametrize(
@@ -41,14 +44,19 @@ def test_synthetic_count(kind, keys, expected):
 
 
 def test_resolution_fills_derived_keys_and_refuses_disagreement():
-    assert resolve_scheme(SchemeConfig(kind="mix", n_synthetic=4), N).lam == pytest.approx(0.4)
-    assert resolve_scheme(SchemeConfig(kind="mix", lam=0.5), 5).n_synthetic == 3
-    with pytest.raises(ConfigError, match="scheme.n_synthetic"):
-        resolve_scheme(SchemeConfig(kind="mix", lam=0.5, n_synthetic=7), N)
-    with pytest.raises(ConfigError, match="scheme.lam"):
-        resolve_scheme(SchemeConfig(kind="replace", lam=0.5), N)
-    with pytest.raises(ConfigError, match="scheme.lam"):
-        resolve_scheme(SchemeConfig(kind="mix", lam=1e308), N)
+    def resolved(kind: str, n_real: int = N, **params) -> Any:
+        return resolve_scheme(SchemeConfig(kind=kind, params=params), n_real).params
+
+    assert resolved("mix", n_synthetic=4).lam == pytest.approx(0.4)
+    assert resolved("mix", 5, lam=0.5).n_synthetic == 3
+    with pytest.raises(ConfigError, match="scheme.params.n_synthetic"):
+        resolved("mix", lam=0.5, n_synthetic=7)
+    with pytest.raises(ConfigError, match="scheme.params.lam"):
+        resolved("replace", lam=0.5)
+    with pytest.raises(ConfigError, match="scheme.params.lam"):
+        resolved("mix", lam=1e308)
+    with pytest.raises(ConfigError, match="scheme.params.lam"):
+        resolved("mix")
     with pytest.raises(ConfigError, match="scheme.kind"):
         resolve_scheme(SchemeConfig(kind="nope"), N)
 
@@ -111,14 +119,11 @@ def test_curate_shapes_for_each_filter():
     def reward(x: np.ndarray) -> np.ndarray:
         return x[..., 0]
 
-    bt = CurationConfig(kind="bradley_terry", k=4, beta=50.0, reward=RewardConfig(kind="x"))
-    x, w = curate(sample, 200, bt, reward, rng)
+    x, w = keep(sample, 200, "bradley_terry", {"k": 4, "beta": 50.0}, reward, rng)
     assert x.shape == (R, 200, 1) and w is None
     # at large beta the pick is the best of 4 standard normals: mean 1.0294 (order statistic)
     assert abs(x.mean() - 1.0294) < 5 * 0.70 / np.sqrt(x.size)
-    top = CurationConfig(kind="top_fraction", fraction=0.25, reward=RewardConfig(kind="x"))
-    x, _ = curate(sample, 100, top, reward, rng)
+    x, _ = keep(sample, 100, "top_fraction", {"fraction": 0.25}, reward, rng)
     assert x.shape == (R, 100, 1) and x.min() > 0.3  # the top quarter of N(0,1) lies above 0.674
-    thr = CurationConfig(kind="threshold", threshold=0.0, reward=RewardConfig(kind="x"))
-    x, w = curate(sample, 100, thr, reward, rng)
+    x, w = keep(sample, 100, "threshold", {"threshold": 0.0}, reward, rng)
     np.testing.assert_array_equal(w, (x[..., 0] >= 0).astype(float))

@@ -29,9 +29,9 @@ GRID = {
     "generations": 3,
     "data": {"kind": "gaussian", "n_real": 10, "params": {"dim": 1, "mean": 0.5, "std": 2.0}},
     "model": {"kind": "gaussian", "population": True, "params": {"start_shift": 1.0}},
-    "scheme": {"kind": "mix", "lam": 1.0},
+    "scheme": {"kind": "mix", "params": {"lam": 1.0}},
     "metrics": ["w2"],
-    "sweep": {"scheme.lam": [0.5, 2.0, 8.0], "model.params.start_scale": [0.5, 3.0]},
+    "sweep": {"scheme.params.lam": [0.5, 2.0, 8.0], "model.params.start_scale": [0.5, 3.0]},
 }
 
 
@@ -82,8 +82,13 @@ def test_start_perturbation_is_refused_outside_population_mode():
 def test_map_draws_the_paired_ratio_over_the_grid(store_path, tmp_path):
     store = run_store(GRID | {"replicates": 1}, store_path)
     (exp,) = load_experiments(store)
-    assert grid_keys(exp) == ("scheme.lam", "model.params.start_scale")  # n_synthetic folds in
-    xs, ys, mean, half, start = paired_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
+    assert grid_keys(exp) == (
+        "scheme.params.lam",
+        "model.params.start_scale",
+    )  # n_synthetic folds in
+    xs, ys, mean, half, start = paired_grid(
+        exp, "scheme.params.lam", "model.params.start_scale", "w2"
+    )
     assert xs == [0.5, 2.0, 8.0] and ys == [0.5, 3.0]
     for (i, j), value in np.ndenumerate(mean):
         w2 = [population_mix_w2(t, xs[j], 1.0, ys[i], [0.5], [[4.0]]) for t in (0, 3)]
@@ -102,26 +107,30 @@ def test_map_interval_is_the_replicates_student_t_interval(store_path):
         "population": True,
         "params": {"population_target": "empirical"},
     }
-    raw["sweep"] = {"scheme.lam": [1.0, 4.0], "data.n_real": [5, 50]}
+    raw["sweep"] = {"scheme.params.lam": [1.0, 4.0], "data.n_real": [5, 50]}
     store = run_store(raw, store_path)
     (exp,) = load_experiments(store)
-    assert grid_keys(exp) == ("scheme.lam", "data.n_real")
-    _, _, mean, half, _ = paired_grid(exp, "scheme.lam", "data.n_real", "w2")
-    run = next(r for r in exp.runs if r.config.scheme.lam == 4.0 and r.config.data.n_real == 5)
+    assert grid_keys(exp) == ("scheme.params.lam", "data.n_real")
+    _, _, mean, half, _ = paired_grid(exp, "scheme.params.lam", "data.n_real", "w2")
+    run = next(
+        r for r in exp.runs if r.config.scheme.params.lam == 4.0 and r.config.data.n_real == 5
+    )
     ratio = run.metrics["w2"][-1] / run.metrics["w2"][0]
     assert mean[0, 1] == pytest.approx(ratio.mean())
     low, high = stats.t.interval(0.95, df=5, loc=ratio.mean(), scale=stats.sem(ratio))
     assert half[0, 1] == pytest.approx((high - low) / 2) and half[0, 1] > 0
-    _, _, diff, _, start = paired_grid(exp, "scheme.lam", "data.n_real", "w2", ratio=False)
+    _, _, diff, _, start = paired_grid(exp, "scheme.params.lam", "data.n_real", "w2", ratio=False)
     assert diff[0, 1] == pytest.approx((run.metrics["w2"][-1] - run.metrics["w2"][0]).mean())
 
 
 @pytest.mark.parametrize(
     "change",
     [
-        {"sweep": {"scheme.lam": [0.5, 2.0]}},  # one numeric key
+        {"sweep": {"scheme.params.lam": [0.5, 2.0]}},  # one numeric key
         {"sweep": {"scheme": [{"kind": "replace"}, {"kind": "mix", "lam": 0.5}]}},  # not numeric
-        {"sweep": {"scheme.lam": [0.5, 2.0], "generations": [2, 3], "seed": [0, 1]}},  # three
+        {
+            "sweep": {"scheme.params.lam": [0.5, 2.0], "generations": [2, 3], "seed": [0, 1]}
+        },  # three
         {"metrics": ["gaussian_params"]},  # no W2
         {"generations": 0},  # no generation after the first
     ],
@@ -138,7 +147,7 @@ def test_a_start_at_the_data_has_no_ratio(store_path, tmp_path):
     raw["sweep"]["model.params.start_scale"] = [1.0, 2.0]
     store = run_store(raw, store_path)
     (exp,) = load_experiments(store)
-    _, ys, mean, _, start = paired_grid(exp, "scheme.lam", "model.params.start_scale", "w2")
+    _, ys, mean, _, start = paired_grid(exp, "scheme.params.lam", "model.params.start_scale", "w2")
     assert ys == [1.0, 2.0] and start[0] == 0.0
     assert np.all(np.isnan(mean[0])) and np.all(mean[1] < 1)
     (figure,) = stability_map(exp, tmp_path)
@@ -163,7 +172,7 @@ def test_presets_run_at_quick_scale_and_draw_the_map(preset, store_path, tmp_pat
     (exp,) = load_experiments(store)
     (figure,) = stability_map(exp, tmp_path)
     assert figure.path.is_file()
-    assert grid_keys(exp)[0] == "scheme.lam"
+    assert grid_keys(exp)[0] == "scheme.params.lam"
     assert ("high-quality fraction" in figure.caption) == (preset == "stability-map")
     curves = metric_curves(exp, tmp_path)  # a line per run only while a legend can tell them apart
     assert (curves == []) == (len(exp.runs) > MAX_LINES)

@@ -78,7 +78,8 @@ def test_a_perfect_verifier_improves_and_a_blind_one_collapses(store_path):
 
 def test_the_verifier_selects_by_threshold_unless_told():
     cfg = resolve(verified(0.9, 0.9))
-    assert cfg.curation.select == "threshold" and cfg.curation.threshold == 0.0
+    select = cfg.curation.params.select
+    assert select.kind == "threshold" and select.params.threshold == 0.0
 
 
 @pytest.mark.parametrize(

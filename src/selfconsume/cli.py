@@ -146,11 +146,10 @@ def presets(
 
     console = wide_console()
     if kinds:
-        from selfconsume.config import SELECTION_RULES
         from selfconsume.data.base import DATA
         from selfconsume.loop.cures import CURES
-        from selfconsume.loop.filters import FILTERS
         from selfconsume.loop.schemes import SCHEMES
+        from selfconsume.loop.selection import SELECTIONS
         from selfconsume.metrics.base import METRICS
         from selfconsume.models.base import MODELS
         from selfconsume.rewards.base import REWARDS
@@ -164,12 +163,7 @@ def presets(
                 for e in r.kinds()
             ]
 
-        rules = [
-            ("curation", kind, fields, "", what) for kind, (fields, what) in SELECTION_RULES.items()
-        ]
-        rows = (
-            registered(DATA, MODELS, SCHEMES) + rules + registered(FILTERS, REWARDS, METRICS, CURES)
-        )
+        rows = registered(DATA, MODELS, SCHEMES, SELECTIONS, REWARDS, METRICS, CURES)
         for role, kind, fields, outputs, what in rows:
             table.add_row(role, kind, fields, escape(outputs), escape(what))
         console.print(table)

@@ -14,18 +14,20 @@ import json
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
-    field_validator,
     model_serializer,
+    model_validator,
 )
 
+from selfconsume import flat
 from selfconsume.errors import ConfigError
 from selfconsume.registry import IDENTITY
 
@@ -52,13 +54,29 @@ class ModelConfig(_Strict):
 
 
 class SchemeConfig(_Strict):
-    """The flat `scheme:` block; which keys a kind takes and what resolution fills in are the
-    scheme's (`selfconsume.loop.schemes`)."""
+    """The `scheme:` block, `{kind, params}`: the rule that builds each generation's training set
+    (`selfconsume.loop.schemes`, which fills what is derived). A flat block of earlier versions
+    (`{kind: mix, lam: 0.5}`) still loads and names the same run (`selfconsume.flat`)."""
 
     kind: str
-    lam: float | None = Field(default=None, ge=0)
-    n_synthetic: int | None = Field(default=None, ge=0)
-    size: int | None = Field(default=None, ge=1)
+    params: Any = Field(default_factory=dict)
+    """The kind's params: a mapping as written, the kind's typed `Params` once resolved."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat(cls, data: Any) -> Any:
+        return (
+            flat.scheme_from_flat(data)
+            if isinstance(data, dict) and flat.is_flat_scheme(data)
+            else data
+        )
+
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY and self.kind in flat.FLAT_SCHEMES:
+            return flat.flat_scheme(out)
+        return out
 
 
 class RewardConfig(_Strict):
@@ -66,63 +84,31 @@ class RewardConfig(_Strict):
     params: Any = Field(default_factory=dict)
 
 
-SelectionRule = Literal["bradley_terry", "top_fraction", "threshold"]
-SELECTION_RULES = {
-    "bradley_terry": (
-        "k, beta, reward",
-        "keep one of K candidates with probability ∝ exp(β r); β = .inf: the best",
-    ),
-    "top_fraction": ("fraction, reward", "keep the best `fraction` of the candidates"),
-    "threshold": ("threshold, reward", "keep the candidates whose reward is >= threshold"),
-}
-"""The reward rules of `selfconsume.loop.curation`, as `presets --kinds` lists them: the keys they
-read from the curation block and what they keep."""
-REWARD_FREE_KINDS = ("discriminator", "likelihood", "verifier")
-"""Curation kinds that score samples without a reward (`selfconsume.loop.filters`)."""
-
-
 class CurationConfig(_Strict):
-    """`bradley_terry` uses k and beta (beta = .inf is the argmax limit); `top_fraction` uses
-    fraction; `threshold` uses threshold. The reward-free kinds (`discriminator`, `likelihood`,
-    `verifier`) take no reward: they score samples themselves (their `params`) and keep them by
-    `select`, one of the three rules above with the score in place of the reward (resolved to
-    the kind's default: top_fraction, threshold for the verifier)."""
+    """The `curation:` block, `{kind, params, reward}`: a selection rule between sampling p_t and
+    training p_{t+1} (`selfconsume.loop.selection`). A rule that keeps samples by a reward
+    (bradley_terry, top_fraction, threshold) needs `reward`; a reward-free kind (discriminator,
+    likelihood, verifier) scores samples itself and keeps them by the rule in its `params.select`. A flat
+    block of earlier versions still loads and names the same run (`selfconsume.flat`)."""
 
-    kind: Literal[SelectionRule, "discriminator", "likelihood", "verifier"]
-    reward: RewardConfig | None = None
-    select: SelectionRule | None = None
+    kind: str
     params: Any = Field(default_factory=dict)
-    """A reward-free kind's params: a mapping as written, the kind's typed `Params` once resolved."""
-    k: float = Field(default=4, ge=1, allow_inf_nan=True)
-    beta: float = Field(default=1.0, ge=0, allow_inf_nan=True)
-    fraction: float = Field(default=0.5, gt=0, le=1)
-    threshold: float = 0.0
+    """The kind's params: a mapping as written, the kind's typed `Params` once resolved."""
+    reward: RewardConfig | None = None
 
-    @field_validator("k")
+    @model_validator(mode="before")
     @classmethod
-    def _k_integer_or_inf(cls, k: float) -> float:
-        if not (math.isinf(k) or float(k).is_integer()):
-            raise ValueError("k must be an integer >= 1 or .inf")
-        return k
-
-    @model_serializer(mode="wrap")
-    def _without_filter_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A reward kind serialises without select and params, as before the reward-free kinds
-        existed: its run id and random streams stay what they were."""
-        data = handler(self)
-        if not self.reward_free:
-            data.pop("select", None)
-            data.pop("params", None)
+    def _read_flat(cls, data: Any) -> Any:
+        if isinstance(data, dict) and flat.is_flat_curation(data):
+            return flat.curation_from_flat(data)
         return data
 
-    @property
-    def rule(self) -> SelectionRule:
-        """How samples are kept: the kind itself, or a reward-free kind's `select`."""
-        return self.kind if self.select is None else self.select
-
-    @property
-    def reward_free(self) -> bool:
-        return self.kind in REWARD_FREE_KINDS
+    @model_serializer(mode="wrap")
+    def _identity(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        out = handler(self)
+        if info.context == IDENTITY and self.kind in (*flat.FLAT_RULES, *flat.FLAT_FILTERS):
+            return flat.flat_curation(out)
+        return out
 
 
 class Config(_Strict):

@@ -50,11 +50,12 @@ REWARD_KINDS = {
     ),
 }
 
-FILTER_KINDS = {
+SELECTION_KINDS = {
+    **dict.fromkeys(("bradley_terry", "top_fraction", "threshold"), "selfconsume.loop.curation"),
     **dict.fromkeys(("discriminator", "likelihood"), "selfconsume.loop.filters"),
     "verifier": "selfconsume.loop.verifier",
 }
-"""The reward-free curation kinds (curation.kind)."""
+"""The selection kinds (curation.kind): rules by a reward, and reward-free kinds."""
 
 SCHEME_KINDS = dict.fromkeys(
     ("replace", "mix", "accumulate", "accumulate_subsample", "fresh"), "selfconsume.loop.schemes"

@@ -4,7 +4,7 @@ a run that cannot fit in the memory this machine has left.
 The estimate is a sum of terms, each a product of config quantities (replicates, n_real, dim, ...)
 times the bytes per element and the copies numpy makes of it; it errs on the large side. A refusal
 names the config key with the largest factor in the largest term and which way to change it
-(`Term.advice`: lower most keys, raise curation.fraction). A family declares its own terms
+(`Term.advice`: lower most keys, raise curation.params.fraction). A family declares its own terms
 (`memory_terms`); this module adds the loop's arrays (data, samples, candidates, pool).
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 from selfconsume.config import Config
 from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
+from selfconsume.loop.schemes import SCHEMES
+from selfconsume.loop.selection import SELECTIONS
 from selfconsume.memory import COPIES, FLOAT64, Term, available_bytes
 from selfconsume.models.base import MODELS, DeclaresMemory
 
@@ -47,23 +49,17 @@ def data_dim(cfg: Config) -> tuple[str, int]:
 
 
 def _synthetic(cfg: Config) -> tuple[str, float]:
-    """Kept synthetic samples per replicate and generation (as in schemes.synthetic_count)."""
-    s = cfg.scheme
-    if s.n_synthetic is not None:
-        return "scheme.n_synthetic", float(s.n_synthetic)
-    if s.kind == "replace":
-        return "data.n_real", float(cfg.data.n_real)
-    return "scheme.lam", (1.0 if s.lam is None else s.lam) * cfg.data.n_real
+    """Kept synthetic samples per replicate and generation (the scheme's `synthetic_count`)."""
+    params = SCHEMES.parse_params(cfg.scheme.kind, cfg.scheme.params, "scheme.params")
+    return SCHEMES.get(cfg.scheme.kind).obj.synthetic_count(params, cfg.data.n_real)
 
 
-def _candidates(cfg: Config) -> dict[str, float]:
-    """Candidates drawn per kept synthetic sample by the curation, as a factor (none: 1)."""
-    c = cfg.curation
-    if c is None or c.rule == "threshold":
-        return {}
-    if c.rule == "bradley_terry":
-        return {"curation.k": float(c.k)}
-    return {"curation.fraction": 1.0 / c.fraction}
+def _candidates(cfg: Config) -> tuple[dict[str, float], frozenset[str]]:
+    """Candidates drawn per kept synthetic sample by the curation, as factors (none: 1), and the
+    keys whose factor is 1 / value (the selection's `draws`)."""
+    if cfg.curation is None:
+        return {}, frozenset()
+    return SELECTIONS.get(cfg.curation.kind).obj.draws(cfg.curation.params, "curation.params")
 
 
 def _model_terms(cfg: Config, r: float, dim: tuple[str, float]) -> list[Term]:
@@ -94,21 +90,23 @@ def terms(cfg: Config) -> list[Term]:
     if cfg.model.population or cfg.generations == 0:
         return out
     syn_key, syn = _synthetic(cfg)
-    candidates = _candidates(cfg)
+    candidates, inverse = _candidates(cfg)
     out.append(
         Term(
-            "synthetic candidates",
-            {**data, syn_key: syn, **candidates},
-            FLOAT64 * COPIES,
-            inverse=frozenset({"curation.fraction"}),
+            "synthetic candidates", {**data, syn_key: syn, **candidates}, FLOAT64 * COPIES, inverse
         )
     )
     train = {**data, syn_key: syn + n} if syn >= n else {**data, "data.n_real": syn + n}
     out.append(Term("training sets", train, FLOAT64 * COPIES))
-    if cfg.scheme.kind.startswith("accumulate"):
+    if _accumulates(cfg):
         pool = {**data, syn_key: syn, "generations": float(cfg.generations)}
         out.append(Term("synthetic pool", pool, FLOAT64 * COPIES))
     return out
+
+
+def _accumulates(cfg: Config) -> bool:
+    """Whether the scheme keeps a growing pool of synthetic batches."""
+    return SCHEMES.get(cfg.scheme.kind).obj.accumulates
 
 
 def estimate_bytes(cfg: Config) -> int:

@@ -36,7 +36,7 @@ class Term:
     """One kind of array: bytes = product of the factors (config key -> value) times `scale`.
 
     A key in `inverse` grows the term as its config value falls (its factor is 1 / value, as
-    curation.fraction's): raising it is what helps."""
+    curation.params.fraction's): raising it is what helps."""
 
     what: str
     factors: dict[str, float]
@@ -54,7 +54,7 @@ class Term:
 
     @property
     def advice(self) -> str:
-        """Which way to change `key` to shrink the term: "raise curation.fraction", "lower ..."."""
+        """Which way to change `key` to shrink the term: "raise curation.params.fraction", "lower ..."."""
         key = self.key
         if key in self.inverse:
             return f"raise {key}"

@@ -9,7 +9,6 @@ before any store is opened, so bad input writes nothing. The resolved config is 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,26 +76,22 @@ def typed(raw: dict[str, Any] | Config, label: str = "config") -> Config:
 
 
 def _resolve_curation(curation: CurationConfig) -> CurationConfig:
-    """Typed reward or filter params; a reward kind needs a reward (and no filter keys), a
-    reward-free kind refuses one and selects by its `default_select` (top_fraction) unless told
-    otherwise."""
-    from selfconsume.loop.filters import FILTERS
+    """Typed selection and reward params; a rule by a reward needs one, a reward-free kind
+    refuses one."""
+    from selfconsume.loop.selection import SELECTIONS
 
     kind = curation.kind
-    if curation.reward_free:
-        if curation.reward is not None:
-            raise ConfigError(f"curation.reward: curation kind {kind} is reward-free (drop it)")
-        params = FILTERS.parse_params(kind, curation.params, "curation.params")
-        default = getattr(FILTERS.get(kind).obj, "default_select", "top_fraction")
-        return curation.model_copy(update={"params": params, "select": curation.select or default})
-    if curation.reward is None:
-        raise ConfigError(f"curation.reward: curation kind {kind} needs a reward")
-    for key in ("select", "params"):
-        if getattr(curation, key):
-            raise ConfigError(f"curation.{key}: only the reward-free kinds take it, not {kind}")
+    params = SELECTIONS.parse_params(kind, curation.params, "curation.params")
     reward = curation.reward
-    params = REWARDS.parse_params(reward.kind, reward.params, "curation.reward.params")
-    return curation.model_copy(update={"reward": reward.model_copy(update={"params": params})})
+    if not SELECTIONS.get(kind).obj.rewarded:
+        if reward is not None:
+            raise ConfigError(f"curation.reward: curation kind {kind} is reward-free (drop it)")
+        return curation.model_copy(update={"params": params})
+    if reward is None:
+        raise ConfigError(f"curation.reward: curation kind {kind} needs a reward")
+    reward_params = REWARDS.parse_params(reward.kind, reward.params, "curation.reward.params")
+    typed = reward.model_copy(update={"params": reward_params})
+    return curation.model_copy(update={"params": params, "reward": typed})
 
 
 def from_json(text: str) -> Config:
@@ -133,15 +128,7 @@ def check(cfg: Config) -> None:
     if "reward" in cfg.metrics and (cfg.curation is None or cfg.curation.reward is None):
         raise ConfigError("metrics: reward needs a curation reward (curation.reward)")
     if cfg.curation is not None:
-        if cfg.curation.reward_free:
-            _check_filter(cfg, source, probe)
-        else:
-            kind = cfg.curation.reward.kind
-            needs = REWARDS.get(kind).needs
-            _check_needs(f"curation.reward.kind: {kind}", needs, cfg, source, probe)
-            _probe_reward(cfg, source)
-        if math.isinf(cfg.curation.k) and not cfg.model.population:
-            raise ConfigError("curation.k: k = .inf is only defined in population mode")
+        _check_curation(cfg, source, probe)
     if cfg.model.population:
         _check_population(cfg, probe, source)
     else:
@@ -204,14 +191,22 @@ def _check_population(cfg: Config, probe: object, source: DataSource) -> None:
     probe.population_start(source.sample(1, cfg.data.n_real, np.random.default_rng(0)), source)
 
 
-def _check_filter(cfg: Config, source: DataSource, probe: object) -> None:
-    """A reward-free kind finds what it scores in the data, and runs only by sampling."""
-    from selfconsume.loop.filters import FILTERS
+def _check_curation(cfg: Config, source: DataSource, probe: object) -> None:
+    """The selection finds what it needs in the data, runs in this mode, and its reward (if it
+    keeps by one) fits the data."""
+    from selfconsume.loop.selection import SELECTIONS, ExactSelection
 
     kind = cfg.curation.kind
-    _check_needs(f"curation.kind: {kind}", FILTERS.get(kind).needs, cfg, source, probe)
-    if cfg.model.population:
+    entry = SELECTIONS.get(kind)
+    _check_needs(f"curation.kind: {kind}", entry.needs, cfg, source, probe)
+    if cfg.model.population and not issubclass(entry.obj, ExactSelection):
         raise ConfigError(f"curation.kind: {kind} has no exact infinite-sample update")
+    entry.obj.check(cfg.curation.params, cfg.model.population, "curation.params")
+    if entry.obj.rewarded:
+        reward = cfg.curation.reward.kind
+        needs = REWARDS.get(reward).needs
+        _check_needs(f"curation.reward.kind: {reward}", needs, cfg, source, probe)
+        _probe_reward(cfg, source)
 
 
 def _probe_reward(cfg: Config, source: DataSource) -> None:

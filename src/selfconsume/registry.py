@@ -109,8 +109,11 @@ class Entry(Generic[T]):
 
 
 def error_line(exc: ValidationError, where: str) -> str:
-    """One line naming the key path of pydantic's first error (`where` prefixes the path)."""
+    """One line naming the key path of pydantic's first error (`where` prefixes the path); a
+    ConfigError raised by a validator already names its key path in full."""
     err = exc.errors()[0]
+    if isinstance(err.get("ctx", {}).get("error"), ConfigError):
+        return str(err["ctx"]["error"])
     loc = ".".join(str(p) for p in err["loc"])
     path = ".".join(p for p in (where, loc) if p)
     msg = err["msg"].removeprefix("Value error, ")

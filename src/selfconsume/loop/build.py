@@ -8,18 +8,16 @@ capabilities it declares (`ShapedImageModel`, `ReadsTruth`, `Conditional` in `mo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from selfconsume.config import Config
 from selfconsume.data.base import DATA, DataSource, Images
 from selfconsume.loop.cures import Cure, build_cures
-from selfconsume.loop.schemes import SCHEMES, Scheme
+from selfconsume.loop.schemes import Scheme, scheme_of
+from selfconsume.loop.selection import Selection, build_selection
 from selfconsume.models.base import MODELS, Conditional, ReadsTruth, ShapedImageModel
 from selfconsume.rewards.base import Reward, build_reward
 from selfconsume.seeding import Streams, arm_key
-
-if TYPE_CHECKING:
-    from selfconsume.loop.filters import Filter
 
 
 @dataclass
@@ -32,8 +30,8 @@ class Plan:
     scheme: Scheme
     reward: Reward | None
     streams: Streams
-    filter_score: Filter | None = None
-    """The reward-free curation's score (`curation.kind` discriminator or likelihood)."""
+    selection: Selection | None = None
+    """The curation's selection rule (None: no curation)."""
     cures: list[Cure] = field(default_factory=list)
     """The interventions of the config's `cures:` block."""
     conditional: bool = False
@@ -73,13 +71,13 @@ def build(cfg: Config) -> Plan:
         **image_shape(family, source),
         **truth(family, source),
     )
-    scheme = SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
-    reward, score = None, None
-    if cfg.curation is not None and cfg.curation.reward_free:
-        from selfconsume.loop.filters import build_filter
-
-        score = build_filter(cfg.curation.kind, cfg.curation.params, source)
-    elif cfg.curation is not None:
-        reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
+    scheme = scheme_of(cfg.scheme, cfg.data.n_real)
+    reward, selection = None, None
+    if cfg.curation is not None:
+        selection = build_selection(cfg.curation.kind, cfg.curation.params, source)
+        if selection.rewarded:
+            reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
     cures = build_cures(cfg, source)
-    return Plan(cfg, source, model, scheme, reward, streams, score, cures, is_conditional(model))
+    return Plan(
+        cfg, source, model, scheme, reward, streams, selection, cures, is_conditional(model)
+    )

@@ -1,4 +1,4 @@
-"""Curation: the optional filter between sampling p_t and training p_{t+1}.
+"""The selection rules that keep p_t's samples by a reward (or a reward-free kind's score):
 
 - `bradley_terry`: for each kept sample draw K candidates and keep candidate k with probability
   exp(beta r(x_k)) / sum_j exp(beta r(x_j)) (Luce choice), sampled exactly by Gumbel-max; beta = inf
@@ -6,28 +6,52 @@
 - `top_fraction`: draw n / fraction candidates, keep the n with the highest reward.
 - `threshold`: draw n candidates, keep those with reward >= threshold (as 0/1 weights).
 
-A conditional model is curated with the talk's prompt model (`curate_prompted`): a prompt y ~ p_user
-per kept sample, its K candidates drawn from p_t(x | y), the Bradley-Terry choice among them; the
-kept samples keep their prompts as labels.
-
-The reward-free kinds (`discriminator`, `likelihood`: `selfconsume.loop.filters`) keep samples by
-one of these rules (`curation.select`), their score passed here as the reward.
+Each also gives the law of its kept samples exactly on a finite set of states (`population`,
+`selfconsume.theory.curation`). A conditional model is curated with the talk's prompt model: a
+prompt y ~ p_user per kept sample, its K candidates drawn from p_t(x | y), the Bradley-Terry choice
+among them; the kept samples keep their prompts as labels.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
+from pydantic import Field, field_validator
 
-from selfconsume.config import CurationConfig
-from selfconsume.errors import RunFailed, replicate_list
+from selfconsume.errors import ConfigError, RunFailed, replicate_list
+from selfconsume.loop.selection import SELECTIONS, Candidates, Kept, Rng, Selection
+from selfconsume.registry import Example, Params
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom
+from selfconsume.theory import curation as theory
 
 SAFE_SCALE = 1e300
 """Largest |beta r| added to the Gumbel noise as it is (beyond, rewards are shifted first)."""
+
+
+class BradleyTerryParams(Params):
+    k: float = Field(default=4.0, ge=1, allow_inf_nan=True)
+    """Candidates per kept sample, an integer or .inf (population mode only)."""
+    beta: float = Field(default=1.0, ge=0, allow_inf_nan=True)
+    """Inverse temperature of the choice; .inf keeps the best candidate."""
+
+    @field_validator("k")
+    @classmethod
+    def _k_integer_or_inf(cls, k: float) -> float:
+        if not (math.isinf(k) or float(k).is_integer()):
+            raise ValueError("k must be an integer >= 1 or .inf")
+        return k
+
+
+class TopFractionParams(Params):
+    fraction: float = Field(default=0.5, gt=0, le=1)
+    """Share of the candidates kept (n / fraction are drawn)."""
+
+
+class ThresholdParams(Params):
+    threshold: float = 0.0
+    """Candidates with a reward >= threshold are kept (weight 1), the others weighted 0."""
 
 
 def choose_bradley_terry(
@@ -49,59 +73,84 @@ def choose_bradley_terry(
     return np.argmax(gumbel, axis=-1)
 
 
-def curate(
-    sample: Callable[[int], np.ndarray],
-    n: int,
-    curation: CurationConfig | None,
-    reward: Reward | None,
-    rng: np.random.Generator | ReplicateRandom,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Draw n kept synthetic samples per replicate via `sample(m) -> (R, m, d)`, then curate.
-
-    Returns the samples (R, n', d) and optional 0/1 weights (R, n')."""
-    x, w, _ = curate_prompted(lambda m, y: sample(m), None, n, curation, reward, rng)
-    return x, w
+REWARD_EXAMPLE = {"curation": {"reward": {"kind": "distance", "params": {"point": [0.0, 0.0]}}}}
+"""The run the contract suite checks a rule in: a reward of the suite's 2-D data."""
 
 
-def curate_prompted(
-    sample: Callable[[int, np.ndarray | None], np.ndarray],
-    prompts: Callable[[int], np.ndarray] | None,
-    n: int,
-    curation: CurationConfig | None,
-    reward: Reward | None,
-    rng: np.random.Generator | ReplicateRandom,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """`curate` for a model sampled as `sample(m, labels (R, m) or None) -> (R, m, d)`, the labels
-    drawn by `prompts(m) -> (R, m)` (None: unconditional). Bradley-Terry draws one prompt per
-    kept sample and its K candidates all from that prompt; the other kinds one per candidate.
+@SELECTIONS.register(
+    "bradley_terry", BradleyTerryParams, example=Example({"k": 4, "beta": 1.0}, REWARD_EXAMPLE)
+)
+class BradleyTerry(Selection):
+    """Keep one of K candidates with probability ∝ exp(β r); β = .inf: the best."""
 
-    Returns the samples (R, n', d), optional 0/1 weights (R, n') and the kept samples' labels
-    (R, n') (None when unconditional)."""
+    params: BradleyTerryParams
 
-    def labels(m: int) -> np.ndarray | None:
-        return None if prompts is None else prompts(m)
+    @property
+    def beta(self) -> float:
+        return self.params.beta
 
-    if curation is None or n == 0:
-        y = labels(n)
-        return sample(n, y), None, y
-    if curation.rule == "bradley_terry":
-        k = int(curation.k)
-        y = labels(n)
-        cand = sample(n * k, None if y is None else np.repeat(y, k, axis=1))
+    @classmethod
+    def draws(
+        cls, params: BradleyTerryParams, where: str
+    ) -> tuple[dict[str, float], frozenset[str]]:
+        return {f"{where}.k": float(params.k)}, frozenset()
+
+    @classmethod
+    def check(cls, params: BradleyTerryParams, population: bool, where: str) -> None:
+        if math.isinf(params.k) and not population:
+            raise ConfigError(f"{where}.k: k = .inf is only defined in population mode")
+
+    def select(self, candidates: Candidates, n: int, score: Reward, rng: Rng) -> Kept:
+        k = int(self.params.k)
+        y = candidates.labels(n)
+        cand = candidates.sample(n * k, None if y is None else np.repeat(y, k, axis=1))
         r, _, d = cand.shape
         cand = cand.reshape(r, n, k, d)
-        pick = choose_bradley_terry(reward(cand), curation.beta, rng)
-        return np.take_along_axis(cand, pick[:, :, None, None], axis=2)[:, :, 0], None, y
-    if curation.rule == "top_fraction":
-        m = math.ceil(n / curation.fraction)
-        y = labels(m)
-        cand = sample(m, y)
-        idx = np.argpartition(-reward(cand), n - 1, axis=1)[:, :n]
+        pick = choose_bradley_terry(score(cand), self.params.beta, rng)
+        return Kept(np.take_along_axis(cand, pick[:, :, None, None], axis=2)[:, :, 0], None, y)
+
+    def population(self, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        return theory.curated(p, rewards, self.params.k, self.params.beta)
+
+
+@SELECTIONS.register(
+    "top_fraction", TopFractionParams, example=Example({"fraction": 0.5}, REWARD_EXAMPLE)
+)
+class TopFraction(Selection):
+    """Keep the best `fraction` of the candidates."""
+
+    params: TopFractionParams
+
+    @classmethod
+    def draws(
+        cls, params: TopFractionParams, where: str
+    ) -> tuple[dict[str, float], frozenset[str]]:
+        return {f"{where}.fraction": 1.0 / params.fraction}, frozenset({f"{where}.fraction"})
+
+    def select(self, candidates: Candidates, n: int, score: Reward, rng: Rng) -> Kept:
+        cand, y = candidates.draw(math.ceil(n / self.params.fraction))
+        idx = np.argpartition(-score(cand), n - 1, axis=1)[:, :n]
         kept_y = None if y is None else np.take_along_axis(y, idx, axis=1)
-        return np.take_along_axis(cand, idx[..., None], axis=1), None, kept_y
-    y = labels(n)
-    cand = sample(n, y)
-    return cand, (reward(cand) >= curation.threshold).astype(float), y
+        return Kept(np.take_along_axis(cand, idx[..., None], axis=1), None, kept_y)
+
+    def population(self, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        return theory.top_fraction(p, rewards, self.params.fraction)
+
+
+@SELECTIONS.register(
+    "threshold", ThresholdParams, example=Example({"threshold": -2.0}, REWARD_EXAMPLE)
+)
+class Threshold(Selection):
+    """Keep the candidates whose reward is >= threshold."""
+
+    params: ThresholdParams
+
+    def select(self, candidates: Candidates, n: int, score: Reward, rng: Rng) -> Kept:
+        cand, y = candidates.draw(n)
+        return Kept(cand, (score(cand) >= self.params.threshold).astype(float), y)
+
+    def population(self, p: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        return theory.thresholded(p, rewards, self.params.threshold)
 
 
 def empty_replicates(weights: np.ndarray | None) -> np.ndarray:
@@ -111,7 +160,7 @@ def empty_replicates(weights: np.ndarray | None) -> np.ndarray:
     return np.flatnonzero(~np.any(weights > 0, axis=1))
 
 
-def require_kept(weights: np.ndarray | None, curation: CurationConfig, generation: int) -> None:
+def require_kept(weights: np.ndarray | None, kind: str, generation: int) -> None:
     """Fail the run when a replicate kept no sample and has nothing else to train on (`replace`).
 
     Under the other schemes such a replicate trains on its real set (and pool): its synthetic rows
@@ -119,6 +168,6 @@ def require_kept(weights: np.ndarray | None, curation: CurationConfig, generatio
     empty = empty_replicates(weights)
     if empty.size:
         raise RunFailed(
-            f"generation {generation}: curation {curation.kind} kept no sample of "
+            f"generation {generation}: curation {kind} kept no sample of "
             f"replicate(s) {replicate_list(empty)}"
         )

@@ -1,6 +1,6 @@
-"""Reward-free curation: scores of p_t's samples that need no human feedback (the talk's open
-question), each built from the real set and used by the selection rules of `loop.curation` in
-place of a reward.
+"""Reward-free selection kinds: scores of p_t's samples that need no human feedback (the talk's open
+question), each built from the real set and used by the rule of its `params.select` (one of
+`loop.curation`'s) in place of a reward.
 
 Both score in a feature space (`FeatureMap`): the samples themselves for vectors; for labelled
 images (digits, mnist, image_file with y) the 128-d penultimate features of the data's classifier
@@ -34,16 +34,16 @@ Neither takes discrete states (nor images without labels: no classifier, no feat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveFloat
 from scipy.special import expit
 
 from selfconsume.data.base import Categorical, HasLabels, Images
-from selfconsume.kinds import FILTER_KINDS
+from selfconsume.loop.selection import SELECTIONS, RewardFree, RewardFreeParams
 from selfconsume.models.kde import KDE, KDEParams
-from selfconsume.registry import Need, Params, Registry
+from selfconsume.registry import Need
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom, Streams
 
@@ -67,20 +67,7 @@ SCOREABLE = Need(
 )
 
 
-class Filter(Protocol):
-    """A reward-free score, built once per run from its params and data source."""
-
-    def scorer(self, real: np.ndarray, rng: ReplicateRandom) -> Reward:
-        """The score (R, ..., d) -> (R, ...) of this generation's samples given the real sets
-        (R, n, d), randomness from rng (per replicate)."""
-        ...
-
-
-FILTERS: Registry[Callable[..., Filter]] = Registry("curation", FILTER_KINDS)
-"""Reward-free curation kinds: `factory(params, source) -> Filter`."""
-
-
-class FilterParams(Params):
+class FilterParams(RewardFreeParams):
     components: int = Field(default=COMPONENTS, ge=1, le=128)
     """Images: principal components of the classifier features kept (vectors are used whole).
     Left out of a run's identity at its default (runs recorded before it keep their ids)."""
@@ -170,13 +157,14 @@ def fit_logistic(
     return w
 
 
-@FILTERS.register("discriminator", DiscriminatorParams, needs=[SCOREABLE])
-class Discriminator:
+@SELECTIONS.register("discriminator", DiscriminatorParams, needs=[SCOREABLE])
+class Discriminator(RewardFree):
     """The logit of a classifier real-vs-synthetic trained each generation on the real set
     against the candidates (logistic regression on quadratic and random Fourier features of
     the standardised samples, or image features)."""
 
     def __init__(self, params: DiscriminatorParams, source: object) -> None:
+        super().__init__(params, source)
         self.p = params
         self.map = FeatureMap(source, params.components)
 
@@ -200,11 +188,12 @@ class Discriminator:
         return score
 
 
-@FILTERS.register("likelihood", LikelihoodParams, needs=[SCOREABLE])
-class Likelihood:
+@SELECTIONS.register("likelihood", LikelihoodParams, needs=[SCOREABLE])
+class Likelihood(RewardFree):
     """The log density of a Gaussian KDE fitted once on the real set (its image features)."""
 
     def __init__(self, params: LikelihoodParams, source: object) -> None:
+        super().__init__(params, source)
         self.p = params
         self.map = FeatureMap(source, params.components)
         self.reference: KDE | None = None
@@ -224,8 +213,3 @@ class Likelihood:
             return reference.log_prob(feats).reshape(x.shape[:-1])
 
         return score
-
-
-def build_filter(kind: str, params: Params, source: object) -> Filter:
-    """The reward-free score of a resolved curation (its params already typed)."""
-    return FILTERS.get(kind).obj(params, source)

@@ -30,9 +30,10 @@ from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed, interrupt_behind
 from selfconsume.loop.build import Plan, build
-from selfconsume.loop.curation import curate_prompted, require_kept
+from selfconsume.loop.curation import require_kept
 from selfconsume.loop.first_model import fit_first
 from selfconsume.loop.schemes import Pool
+from selfconsume.loop.selection import Candidates, ExactCuration, RewardFree, curate
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.models.base import FitsIncrementally
 from selfconsume.store.sqlite import Store
@@ -195,7 +196,7 @@ def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
     """p_t's (curated) samples for generation t+1's training set, with their label column when the
     family is conditional (prompts from p_user, the prompt model of curation). A reward-free
     curation scores them against the real set (generation 0's, redrawn from its stream)."""
-    cfg, model, streams = plan.cfg, plan.model, plan.streams
+    model, streams = plan.model, plan.streams
     rng = streams.per_replicate("synthetic", t)
     prompts = None
     if plan.conditional:
@@ -204,19 +205,18 @@ def _sample_curated(plan: Plan, t: int) -> tuple[np.ndarray, np.ndarray | None]:
         sample = lambda m, y: model.sample(m, rng, t, labels=y)  # noqa: E731
     else:
         sample = lambda m, y: model.sample(m, rng, t)  # noqa: E731
-    reward = plan.reward
-    if plan.filter_score is not None:  # a reward-free curation scores against the real set
+    score = plan.reward
+    if isinstance(plan.selection, RewardFree):  # it scores against the real set
         real = split_labels(plan, _real_set(plan, 0))[0]
-        reward = plan.filter_score.scorer(real, streams.per_replicate("filter", t))
-    x, w, y = curate_prompted(
-        sample,
-        prompts,
+        score = plan.selection.scorer(real, streams.per_replicate("filter", t))
+    kept = curate(
+        Candidates(sample, prompts),
         plan.scheme.n_synthetic,
-        cfg.curation,
-        reward,
+        plan.selection,
+        score,
         streams.per_replicate("curation", t),
     )
-    return with_labels(x, y), w
+    return with_labels(kept.x, kept.y), kept.w
 
 
 def _keeps_pool(plan: Plan) -> bool:
@@ -272,8 +272,8 @@ def run_generations(
             synthetic, weights = _sample_curated(plan, t)
             for cure in plan.cures:
                 synthetic = cure.correct(synthetic, t)
-            if scheme.population_lam() is None and cfg.curation is not None:
-                require_kept(weights, cfg.curation, t)  # other schemes keep their real set
+            if scheme.synthetic_only and cfg.curation is not None:
+                require_kept(weights, cfg.curation.kind, t)  # other schemes keep their real set
             if keep_pool:
                 pool.append(synthetic, weights)
                 batch = {"x": synthetic} if weights is None else {"x": synthetic, "w": weights}
@@ -307,11 +307,12 @@ def _population_step(plan: Plan, real: np.ndarray, t: int) -> None:
         raise RunFailed(f"generation {t}: {exc}") from exc
 
 
-def _population_curation(plan: Plan) -> object:
-    """What a family's exact update needs of the curation: the config and the reward."""
-    if plan.cfg.curation is None:
+def _population_curation(plan: Plan) -> ExactCuration | None:
+    """What a family's exact update needs of the curation: the rule's exact law and the reward
+    (`plan.check` made sure the rule has one)."""
+    if plan.selection is None:
         return None
-    return (plan.cfg.curation, plan.reward)
+    return ExactCuration(plan.cfg.curation.kind, plan.selection, plan.reward)
 
 
 def _check_finite(diagnostics: dict[str, np.ndarray], model: object, t: int) -> None:
@@ -342,7 +343,7 @@ def _metrics(
         generation=t,
         streams=plan.streams,
         reward=plan.reward,
-        beta=cfg.curation.beta if cfg.curation is not None else 1.0,
+        beta=plan.selection.beta if plan.selection is not None else 1.0,
         population=cfg.model.population,
     )
     out: dict[str, np.ndarray] = {}

@@ -9,7 +9,8 @@ Verification"): a reward-free curation kind that keeps a good sample with probab
 - a Gaussian N(mu, Sigma): Mahalanobis distance to mu <= radius.
 
 Its score is +1 for an accepted sample and -1 for a rejected one, drawn per sample from the
-curation's per-replicate stream, so it keeps samples by `select: threshold` at 0 (its default rule):
+curation's per-replicate stream, so it keeps samples by `params.select: {kind: threshold}` at 0
+(its default rule):
 with probability a p + (1 - b)(1 - p) a sample of p_t is kept, where p = P_{p_t}(good), and a kept
 one is good with probability a p / (a p + (1 - b)(1 - p)). a = 1 - b is a verifier that knows
 nothing (it keeps a random share a); a = b = 1 is a perfect one.
@@ -17,15 +18,15 @@ nothing (it keeps a random share a); a = b = 1 is a perfect one.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from selfconsume.data.base import GaussianTruth, HasModes
 from selfconsume.data.regression import RegressionTruth
-from selfconsume.loop.filters import FILTERS
-from selfconsume.registry import Example, Need, Params
+from selfconsume.loop.selection import SELECTIONS, RewardFree, RewardFreeParams, RuleConfig
+from selfconsume.registry import Example, Need
 from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom
 
@@ -35,7 +36,9 @@ KNOWS_TRUTH = Need(
 )
 
 
-class VerifierParams(Params):
+class VerifierParams(RewardFreeParams):
+    select: RuleConfig = Field(default_factory=lambda: {"kind": "threshold"}, validate_default=True)
+    """The rule that keeps samples by the score: threshold at 0 keeps the accepted ones."""
     accept_good: float = Field(default=1.0, ge=0, le=1)
     """a: the probability that a good sample is kept."""
     reject_bad: float = Field(default=1.0, ge=0, le=1)
@@ -56,19 +59,18 @@ def is_good(source: Any, x: np.ndarray, radius: float) -> np.ndarray:
     return np.linalg.norm(diff, axis=-1) <= radius
 
 
-@FILTERS.register(
+@SELECTIONS.register(
     "verifier",
     VerifierParams,
     needs=[KNOWS_TRUTH],
     example=Example(params={"accept_good": 0.9, "reject_bad": 0.8}),
 )
-class Verifier:
+class Verifier(RewardFree):
     """Keeps a sample that is good by the data's truth with probability accept_good and a bad one
     with probability 1 - reject_bad (score +1 kept, -1 dropped; select: threshold)."""
 
-    default_select: ClassVar[str] = "threshold"
-
     def __init__(self, params: VerifierParams, source: Any) -> None:
+        super().__init__(params, source)
         self.p, self.source = params, source
 
     def scorer(self, real: np.ndarray, rng: ReplicateRandom) -> Reward:

@@ -97,6 +97,17 @@ class FitsIncrementally(Protocol):
         ...
 
 
+class PopulationCuration(Protocol):
+    """What an exact update asks of the curation (`selfconsume.loop.selection.ExactCuration`)."""
+
+    kind: str
+
+    def kept(self, p: np.ndarray, states: np.ndarray) -> np.ndarray:
+        """Unnormalised law (..., S) of the kept samples when p_t puts mass p (..., S) on the
+        states (S, d)."""
+        ...
+
+
 @runtime_checkable
 class HasPopulation(Protocol):
     """Families with an exact infinite-sample update (`model.population: true`)."""
@@ -111,7 +122,7 @@ class HasPopulation(Protocol):
         ...
 
     def population_step(
-        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+        self, real: np.ndarray, lam: float | None, curation: PopulationCuration | None, source: Any
     ) -> None:
         """Replace p_t by the exact maximiser of E_data[log p] + lam * E_{p_t (curated)}[log p].
 
@@ -179,6 +190,7 @@ __all__ = [
     "ReadsTruth",
     "Model",
     "Params",
+    "PopulationCuration",
     "SamplingParams",
     "ShapedImageModel",
     "Streams",

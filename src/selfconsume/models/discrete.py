@@ -16,7 +16,7 @@ from pydantic import Field
 
 from selfconsume.data.base import Categorical
 from selfconsume.errors import ConfigError, RunFailed, replicate_list
-from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
+from selfconsume.models.base import MODELS, PopulationCuration, SamplingParams, Streams, tempered
 from selfconsume.registry import Example
 from selfconsume.theory import curation as theory
 
@@ -111,40 +111,26 @@ class DiscreteModel:
         with np.errstate(divide="ignore"):
             return np.log(np.take_along_axis(self.probs, x[..., 0], axis=1))
 
-    def state_rewards(self, reward: Any) -> np.ndarray:
-        """The reward of every state, (S,)."""
-        return reward(np.arange(self.states, dtype=np.int64)[:, None])
-
     def population_start(self, real: np.ndarray, source: Any) -> None:
         """p_0 of population mode: p_data itself."""
         self.probs = self._p_data(real, source)
 
     def population_step(
-        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+        self, real: np.ndarray, lam: float | None, curation: PopulationCuration | None, source: Any
     ) -> None:
         """Exact update: curate the sampled p_t^(1/psi) (renormalised), then replace or mix with
         p_data (exact or empirical)."""
         p_data = self._p_data(real, source)
         sampled = tempered(self.probs, self.psi)
         if curation is None:
-            self.probs = theory.step(sampled, p_data, None, lam)
+            self.probs = theory.mixed(p_data, sampled, lam)
             return
-        cfg, reward = curation
-        probs = theory.step(
-            sampled,
-            p_data,
-            self.state_rewards(reward),
-            lam,
-            cfg.kind,
-            k=cfg.k,
-            beta=cfg.beta,
-            fraction=cfg.fraction,
-            threshold=cfg.threshold,
-        )
+        states = np.arange(self.states, dtype=np.int64)[:, None]
+        probs = theory.mixed(p_data, curation.kept(sampled, states), lam)
         empty = np.flatnonzero(~np.all(np.isfinite(probs), axis=1))
         if empty.size:  # NaN: `replace` after a filter that keeps no mass
             raise RunFailed(
-                f"curation {cfg.kind} kept no mass of replicate(s) {replicate_list(empty)} "
+                f"curation {curation.kind} kept no mass of replicate(s) {replicate_list(empty)} "
                 "(population update)"
             )
         self.probs = probs

@@ -18,7 +18,7 @@ from pydantic import Field
 from selfconsume.data.base import KnownMoments
 from selfconsume.errors import ConfigError
 from selfconsume.memory import COPIES, FLOAT64, Dim, Term
-from selfconsume.models.base import MODELS, SamplingParams, Streams
+from selfconsume.models.base import MODELS, PopulationCuration, SamplingParams, Streams
 from selfconsume.registry import Example
 
 
@@ -188,7 +188,7 @@ class GaussianModel:
         self.cov = self.cov * self.start_scale**2
 
     def population_step(
-        self, real: np.ndarray, lam: float | None, curation: Any, source: Any
+        self, real: np.ndarray, lam: float | None, curation: PopulationCuration | None, source: Any
     ) -> None:
         """Exact update: p_{t+1} has the mean and covariance of (p_data + lam q_t) / (1 + lam), q_t
         = N(mean_t, psi^2 cov_t) the distribution sampled.

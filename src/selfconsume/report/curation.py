@@ -19,9 +19,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from selfconsume.config import Config, CurationConfig
+from selfconsume.config import Config
 from selfconsume.data.discrete import DiscreteSource
 from selfconsume.errors import ConfigError
+from selfconsume.loop.selection import Selection, build_selection
 from selfconsume.metrics.curation import exact_reward_stats
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
 from selfconsume.report.curves import legend_columns, plot_metric, run_color
@@ -54,50 +55,42 @@ def _is_discrete(cfg: Config) -> bool:
     return True
 
 
-def _setting(cfg: Config) -> tuple[np.ndarray, CurationConfig, np.ndarray]:
-    """p_data, the curation and the reward of every state of a discrete run's config."""
+def _setting(cfg: Config, k: float | None = None) -> tuple[np.ndarray, Selection, np.ndarray]:
+    """p_data, the selection rule (k overriding its K) and the reward of every state of a
+    discrete run's config."""
     source = DiscreteSource(cfg.data.params)
     cur = cfg.curation
+    params = cur.params if k is None else cur.params.model_copy(update={"k": k})
     reward = build_reward(cur.reward.kind, cur.reward.params, source)
-    return source.probs, cur, reward(np.arange(source.n_states)[:, None])
+    rule = build_selection(cur.kind, params, source)
+    return source.probs, rule, reward(np.arange(source.n_states)[:, None])
 
 
 def exact_trajectory(cfg: Config, generations: int, k: float | None = None) -> np.ndarray:
-    """Exact p_0..p_G (G+1, S) of a discrete run's config from p_0 = p_data; k overrides K."""
-    p_data, cur, rewards = _setting(cfg)
-    probs = [p_data]
+    """Exact p_0..p_G (G+1, S) of a discrete run's config from p_0 = p_data, by the rule's exact
+    law (`population`); k overrides K."""
+    p_data, rule, rewards = _setting(cfg, k)
+    lam, probs = population_lam(cfg), [p_data]
     for _ in range(generations):
-        probs.append(
-            theory.step(
-                probs[-1],
-                p_data,
-                rewards,
-                population_lam(cfg),
-                cur.kind,
-                k=cur.k if k is None else k,
-                beta=cur.beta,
-                fraction=cur.fraction,
-                threshold=cur.threshold,
-            )
-        )
+        probs.append(theory.mixed(p_data, rule.population(probs[-1], rewards), lam))
     return np.array(probs)
 
 
 def _exact_stats(cfg: Config, generations: int, k: float | None = None) -> dict:
     """Exact reward statistics along the trajectory (each (G+1,)), and e^{beta r*}."""
-    _, cur, rewards = _setting(cfg)
-    stats = exact_reward_stats(exact_trajectory(cfg, generations, k), rewards, cur.beta)
-    return stats | {"best": np.exp(cur.beta * rewards.max())}
+    _, rule, rewards = _setting(cfg)
+    stats = exact_reward_stats(exact_trajectory(cfg, generations, k), rewards, rule.beta)
+    return stats | {"best": np.exp(rule.beta * rewards.max())}
 
 
 def rlhf_stats(cfg: Config, generations: int) -> dict:
     """Reward statistics of the closed-form K → ∞ limit of pure curation, p_t ∝ p_data e^{t β r}
     (the KL-regularised optimum at coefficient 1/(t β)), t = 0..generations (each (G+1,))."""
-    p_data, cur, rewards = _setting(cfg)
+    p_data, rule, rewards = _setting(cfg)
     probs = np.array(
-        [theory.iterated_tilt(p_data, rewards, cur.beta, t) for t in range(generations + 1)]
+        [theory.iterated_tilt(p_data, rewards, rule.beta, t) for t in range(generations + 1)]
     )
-    return exact_reward_stats(probs, rewards, cur.beta)
+    return exact_reward_stats(probs, rewards, rule.beta)
 
 
 def _curated(exp: Experiment, metric: str) -> list[RunData]:
@@ -127,7 +120,7 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
             limits_drawn.add(lam)
             limit = _exact_stats(run.config, generations, k=float("inf"))
         tilt = None
-        if limit is not None and lam is None and np.isfinite(run.config.curation.beta):
+        if limit is not None and lam is None and np.isfinite(run.config.curation.params.beta):
             tilt = rlhf_stats(run.config, generations)
         for ax, metric in zip(axes, PANELS, strict=True):
             ax.plot(exact[metric], ls="--", lw=1, color=color)

@@ -6,8 +6,8 @@ short readable form (K = 4, β = 1, n = 10, MLE, ...). Runs are ordered as in th
 synthetic first, then decreasing λ.
 
 Everything is read from the runs' resolved, typed configs. What a scheme means (its λ, its batch,
-its words) is asked of the scheme through `population_lam`, `synthetic_count` and `scheme_label`
-only: the seam where the scheme kinds' own hooks plug in.
+its words) is asked of the scheme's own hooks (`population_lam`, `n_synthetic`, `label`), through
+`population_lam`, `synthetic_count` and `scheme_label` here.
 """
 
 from __future__ import annotations
@@ -16,18 +16,22 @@ import math
 from typing import Any
 
 from selfconsume.config import Config
-from selfconsume.loop.schemes import SCHEMES, Scheme
+from selfconsume.loop.schemes import Scheme, scheme_of
 from selfconsume.store.records import RunRecord, swept_keys
 
-SCHEME_KEYS = ("scheme.kind", "scheme.lam", "scheme.n_synthetic")
+SCHEME_KEYS = ("scheme.kind", "scheme.params.lam", "scheme.params.n_synthetic")
 SHORT = 40
 ORDER = {"replace": 0, "mix": 1, "accumulate": 2, "accumulate_subsample": 3, "fresh": 4}
 WORDS = {"mle": "MLE", "bradley_terry": "Bradley–Terry", "top_fraction": "top fraction"}
 SYMBOLS = {
-    "curation.k": "K",
-    "curation.beta": "β",
-    "curation.fraction": "kept fraction",
-    "curation.threshold": "threshold",
+    "curation.params.k": "K",
+    "curation.params.beta": "β",
+    "curation.params.fraction": "kept fraction",
+    "curation.params.threshold": "threshold",
+    "curation.params.select.params.k": "K",
+    "curation.params.select.params.beta": "β",
+    "curation.params.select.params.fraction": "kept fraction",
+    "curation.params.select.params.threshold": "threshold",
     "data.n_real": "n",
     "replicates": "R",
     "generations": "G",
@@ -54,7 +58,7 @@ def number(value: float | str) -> str:
 
 def _scheme(cfg: Config) -> Scheme:
     """The run's scheme, as the run built it (its kind's class on the resolved block)."""
-    return SCHEMES.get(cfg.scheme.kind).obj(cfg.scheme, cfg.data.n_real)
+    return scheme_of(cfg.scheme, cfg.data.n_real)
 
 
 def population_lam(cfg: Config) -> float | None:
@@ -69,23 +73,7 @@ def synthetic_count(cfg: Config) -> int:
 
 def scheme_label(cfg: Config) -> str:
     """The training-set rule in the talk's words (curated variants when the run curates)."""
-    curated = cfg.curation is not None
-    kind, lam = cfg.scheme.kind, population_lam(cfg)
-    lam_text = "" if lam is None else f"λ = {number(lam)}"
-    if kind == "replace":
-        return "only curated synthetic" if curated else "fully synthetic"
-    if kind == "mix" and lam == 0:
-        return "λ = 0 (real only)"
-    if kind == "mix":
-        if curated:
-            return "real & curated synthetic" + (f" ({lam_text})" if lam_text else "")
-        return lam_text or "real & synthetic"
-    words = {
-        "accumulate": "accumulated synthetic",
-        "accumulate_subsample": "accumulated synthetic, subsampled",
-        "fresh": "fresh real & synthetic",
-    }.get(kind, kind)
-    return ("curated " if curated else "") + words + (f" ({lam_text})" if lam_text else "")
+    return _scheme(cfg).label(cfg.curation is not None)
 
 
 def key_label(key: str, value: Any) -> str:

@@ -1,7 +1,7 @@
 """The stability map: W2(last) / W2(0) over a two-key numeric sweep, as a heat map.
 
 It applies to an experiment whose runs form a complete grid over exactly two numeric swept keys
-(a key the others fix, such as scheme.n_synthetic = lam n_real, is derived, not a third) and
+(a key the others fix, such as scheme.params.n_synthetic = lam n_real, is derived, not a third) and
 store `w2` (or else `sliced_w2`) at generation 0 and later. Each cell is the mean over replicates
 of the paired ratio W2(last) / W2(0) with its 95% interval; below 1 the loop contracts towards the
 data (the stability theorem of Bertrand et al., ICLR 2024), above 1 it drifts away. The contour
@@ -30,7 +30,7 @@ METRICS = ("w2", "sliced_w2")
 DIFFERENCES = ("high_quality",)
 """Metrics drawn beside the W2 map as last minus first generation, when every run stores them."""
 AXIS_NAMES = {
-    "scheme.lam": "λ (synthetic samples per real one)",
+    "scheme.params.lam": "λ (synthetic samples per real one)",
     "model.params.train_steps": "generation-0 training steps",
     "model.params.start_scale": "p₀'s std ÷ p_data's (start_scale)",
     "model.params.start_shift": "p₀'s mean shift (start_shift)",
@@ -44,7 +44,7 @@ def _is_number(value: Any) -> bool:
 def grid_keys(exp: Experiment) -> tuple[str, str] | None:
     """(x key, y key) of a complete two-key numeric grid (λ on x when swept), or None.
 
-    A key whose value the axes before it fix in every run (scheme.n_synthetic, fixed by scheme.lam
+    A key whose value the axes before it fix in every run (scheme.params.n_synthetic, fixed by scheme.params.lam
     and data.n_real) is derived, not an axis."""
     flats = [r.record.flat for r in exp.runs]
     keys = swept_keys([r.record for r in exp.runs])
@@ -61,7 +61,7 @@ def grid_keys(exp: Experiment) -> tuple[str, str] | None:
     if len(cells) != len(flats) or len(cells) != sizes[0] * sizes[1]:
         return None
     x, y = axes
-    return (y, x) if y == "scheme.lam" else (x, y)
+    return (y, x) if y == "scheme.params.lam" else (x, y)
 
 
 def _determined(flats: list[dict[str, Any]], axes: list[str], key: str) -> bool:

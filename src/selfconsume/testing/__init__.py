@@ -22,9 +22,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-from selfconsume.registry import Entry, Params, Registry
 from selfconsume.testing.base import Case, sample_norm
 
 ROLES = ("data", "model", "scheme", "selection", "cure", "metric", "reward")
@@ -68,7 +66,7 @@ def checks(role: str, kind: str) -> list[Callable[[], None]]:
     the broken promise (the first line of its docstring)."""
     module = _role(role)
     registry = module.REGISTRY
-    entry = _entry(registry, module, kind)
+    entry = registry.get(kind)
     for name in entry.example.requires:
         if importlib.util.find_spec(name) is None:
             raise Unavailable(f"{role} {kind!r} needs {name!r} (an optional extra)")
@@ -93,13 +91,6 @@ def check_kind(role: str, kind: str) -> None:
     promise, `Unavailable` says which optional extra its example needs."""
     for check in checks(role, kind):
         check()
-
-
-def _entry(registry: Registry[Any], module: ModuleType, kind: str) -> Entry[Any]:
-    """The kind's registry entry (a seam: the reward rules are not registered yet)."""
-    if kind in getattr(module, "RULES", {}):
-        return Entry(kind, None, Params, "")
-    return registry.get(kind)
 
 
 __all__ = ["ROLES", "Unavailable", "check_kind", "checks", "kinds", "registered", "sample_norm"]

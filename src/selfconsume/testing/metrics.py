@@ -32,7 +32,7 @@ def evaluate(case: Case, replicates: int = R) -> dict[str, np.ndarray]:
         generation=0,
         streams=streams,
         reward=plan.reward,
-        beta=cfg.curation.beta if cfg.curation is not None else 1.0,
+        beta=plan.selection.beta if plan.selection is not None else 1.0,
     )
     return {k: np.asarray(v, dtype=float) for k, v in METRICS.get(case.kind).obj(ctx).items()}
 

@@ -1,5 +1,5 @@
-"""The contract of a scheme: resolved in a run, it says how many synthetic samples it asks for and
-its population lam; over generations (fresh real sets, a growing pool) it builds a training set
+"""The contract of a scheme: resolved in a run, it says how many synthetic samples it asks for,
+its population lam and its label; over generations (fresh real sets, a growing pool) it builds a training set
 (R, m, d) of rows of the real set and the synthetic batches, with weights (R, m) or None, the same
 for the same stream and replicate r's independent of R."""
 
@@ -26,8 +26,8 @@ DIM = 2
 
 
 def scheme_block(case: Case) -> dict[str, Any]:
-    """The `scheme:` block of the kind with its example params (the flat spelling)."""
-    return {"kind": case.kind, **case.raw_params()}
+    """The `scheme:` block of the kind with its example params."""
+    return {"kind": case.kind, "params": case.raw_params()}
 
 
 def scheme(case: Case, replicates: int = R) -> Scheme:
@@ -58,12 +58,15 @@ def training_sets(case: Case, replicates: int) -> list[tuple[np.ndarray, np.ndar
 
 
 def check_resolves(case: Case) -> None:
-    """The resolved scheme asks for a whole number of synthetic samples and has a population lam
-    that is None (fully synthetic) or >= 0."""
+    """The resolved scheme asks for a whole number of synthetic samples, has a population lam
+    that is None (fully synthetic) or >= 0, and a label, curated or not."""
     s = scheme(case)
     assert isinstance(s.n_synthetic, int) and s.n_synthetic >= 0, f"n_synthetic {s.n_synthetic!r}"
     lam = s.population_lam()
     assert lam is None or lam >= 0, f"population lam {lam!r}"
+    for curated in (False, True):
+        label = s.label(curated)
+        assert isinstance(label, str) and label, f"label {label!r} (curated: {curated})"
 
 
 def check_builds_training_sets(case: Case) -> None:

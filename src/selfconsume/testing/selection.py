@@ -1,10 +1,8 @@
-"""The contract of a selection rule (curation between sampling p_t and training p_{t+1}): in the
+"""The contract of a selection kind (curation between sampling p_t and training p_{t+1}): in the
 run its example names, it keeps rows of p_t's candidates, (R, n', d) with 0/1 weights (R, n') or
 None, the same for the same streams and replicate r's independent of R. A reward-free kind's
-score also has one finite value per candidate of any shape (R, ..., d) -> (R, ...).
-
-Until selection is one registry, the reward rules are listed here (`RULES`) and the reward-free
-kinds come from `FILTERS`."""
+score also has one finite value per candidate of any shape (R, ..., d) -> (R, ...); a rule with an
+exact law (`population`) gives a sub-probability on the states p_t puts mass on."""
 
 from __future__ import annotations
 
@@ -12,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from selfconsume.loop.curation import curate
-from selfconsume.loop.filters import FILTERS
+from selfconsume.loop.selection import SELECTIONS, Candidates, ExactSelection, RewardFree, curate
 from selfconsume.plan import build
 from selfconsume.seeding import Streams
 from selfconsume.testing.base import (
@@ -26,22 +23,10 @@ from selfconsume.testing.base import (
     check_params_round_trip,
 )
 
-REWARD = {"kind": "distance", "params": {"point": [0.0, 0.0]}}
-RULES: dict[str, dict[str, Any]] = {
-    "bradley_terry": {"k": 4, "beta": 1.0, "reward": REWARD},
-    "top_fraction": {"fraction": 0.5, "reward": REWARD},
-    "threshold": {"threshold": -2.0, "reward": REWARD},
-}
-"""The reward rules of `curation.kind` and the block each is checked with."""
-
-
-def kinds() -> list[str]:
-    return sorted([*RULES, *FILTERS.names()])
-
 
 def curation_block(case: Case) -> dict[str, Any]:
-    if case.kind in RULES:
-        return {"kind": case.kind, **RULES[case.kind]}
+    """The `curation:` block of the kind with its example params (its example's run config
+    names the reward of a rule that keeps by one)."""
     return {"kind": case.kind, "params": case.raw_params()}
 
 
@@ -53,17 +38,17 @@ def kept(case: Case, replicates: int) -> tuple[np.ndarray, np.ndarray | None, np
     streams = plan.streams
     real = plan.source.sample(replicates, cfg.data.n_real, streams.per_replicate("real", 0))
     plan.model.fit(real, None, 0, False)
-    reward = plan.reward
-    if plan.filter_score is not None:
-        reward = plan.filter_score.scorer(real, streams.per_replicate("filter", 1))
+    score = plan.reward
+    if isinstance(plan.selection, RewardFree):
+        score = plan.selection.scorer(real, streams.per_replicate("filter", 1))
     rng, drawn = streams.per_replicate("synthetic", 1), []
 
-    def sample(m: int) -> np.ndarray:
+    def sample(m: int, labels: np.ndarray | None) -> np.ndarray:
         drawn.append(plan.model.sample(m, rng, 1))
         return drawn[-1]
 
-    x, w = curate(sample, N, cfg.curation, reward, streams.per_replicate("curation", 1))
-    return x, w, np.concatenate(drawn, axis=1)
+    out = curate(Candidates(sample), N, plan.selection, score, streams.per_replicate("curation", 1))
+    return out.x, out.w, np.concatenate(drawn, axis=1)
 
 
 def check_keeps_candidates(case: Case) -> None:
@@ -94,13 +79,13 @@ def scores(case: Case, replicates: int) -> np.ndarray:
     real = plan.source.sample(replicates, N, rng("real"))
     cand = plan.source.sample(replicates, 24, rng("candidates"))
     cand = cand.reshape(replicates, 6, 4, plan.source.dim)
-    return plan.filter_score.scorer(real, rng("filter"))(cand)
+    return plan.selection.scorer(real, rng("filter"))(cand)
 
 
 def check_scores_each_candidate(case: Case) -> None:
     """A reward-free score is (R, ..., d) -> (R, ...), finite, the same for the same stream and
     replicate r's independent of R."""
-    if case.kind in RULES:
+    if case.entry.obj.rewarded:
         return
     out = scores(case, R)
     assert out.shape == (R, 6, 4), f"scores have shape {out.shape}, expected {(R, 6, 4)}"
@@ -109,17 +94,29 @@ def check_scores_each_candidate(case: Case) -> None:
     assert_first_replicates(scores(case, 2), out, "replicates 0-1's scores changed with R")
 
 
+def check_exact_law(case: Case) -> None:
+    """An exact law (`population`) is a sub-probability on p_t's support, per row of p."""
+    if not issubclass(case.entry.obj, ExactSelection):
+        return
+    rule = case.entry.obj(case.params())
+    p = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.5, 0.5, 0.0]])
+    law = np.asarray(rule.population(p, np.array([0.0, 1.0, 2.0, 3.0])))
+    assert law.shape == p.shape, f"law of shape {law.shape}, expected {p.shape}"
+    assert np.all(law >= 0) and np.all(law[p == 0] == 0), "mass off p_t's support or negative"
+    assert np.all(law.sum(-1) <= 1 + 1e-9), f"more than all of p_t's mass kept: {law.sum(-1)}"
+
+
 def check_params(case: Case) -> None:
     """A registered kind's example params survive a trip through JSON."""
-    if case.kind not in RULES:
-        check_params_round_trip(case)
+    check_params_round_trip(case)
 
 
-REGISTRY = FILTERS
+REGISTRY = SELECTIONS
 """The registry of the kinds these checks are for."""
 CHECKS = (
     check_params,
     check_scores_each_candidate,
+    check_exact_law,
     check_keeps_candidates,
     check_deterministic_and_replicates_independent,
 )
