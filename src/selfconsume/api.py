@@ -11,7 +11,8 @@ from selfconsume.config import Config
 from selfconsume.loop.run import RunOutcome
 from selfconsume.plan import load
 from selfconsume.store.sqlite import Store
-from selfconsume.sweep.executors import WAIT_WORKERS, run_dask, run_local
+from selfconsume.sweep.executor import Executor, executor_named
+from selfconsume.sweep.executors import WAIT_WORKERS
 from selfconsume.sweep.progress import SweepProgress
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def run_experiment(
     config: str | Path,
     overrides: Sequence[str] = (),
     store: str | Path = "runs/store.sqlite",
-    executor: str = "local",
+    executor: str | Executor = "local",
     workers: int = 1,
     scheduler: str | None = None,
     quick: bool = False,
@@ -34,7 +35,8 @@ def run_experiment(
     This process is the store's only writer, whatever the executor. On Dask, an unreachable
     `scheduler` is a ConfigError and one with no workers for `wait_workers` seconds a ClusterError.
     Trained data classifiers (image rewards and features) are cached in `cache/` beside the store
-    unless SELFCONSUME_CACHE names another folder (set here, so worker processes inherit it)."""
+    unless SELFCONSUME_CACHE names another folder (set here, so worker processes inherit it).
+    `executor` is a name (`local`, `dask`, with `workers` and `scheduler`) or any `Executor`."""
     cfgs = load(str(config), list(overrides), quick=quick)
     return run_configs(cfgs, store, executor, workers, scheduler, wait_workers)
 
@@ -42,7 +44,7 @@ def run_experiment(
 def run_configs(
     cfgs: Sequence[Config],
     store: str | Path = "runs/store.sqlite",
-    executor: str = "local",
+    executor: str | Executor = "local",
     workers: int = 1,
     scheduler: str | None = None,
     wait_workers: float = WAIT_WORKERS,
@@ -50,13 +52,13 @@ def run_configs(
     """Run resolved configs (of one experiment or several) as one sweep, in the given order: what
     `run_experiment` does once its config is loaded."""
     store_path = Path(store)
+    if isinstance(executor, str):
+        executor = executor_named(executor, workers, scheduler, wait_workers)
     os.environ.setdefault("SELFCONSUME_CACHE", str(store_path.parent / "cache"))
     watcher = Store(store_path)
     try:
         with SweepProgress(cfgs, watcher) as progress:
-            if executor == "dask":
-                return run_dask(cfgs, store_path, workers, scheduler, progress.poll, wait_workers)
-            return run_local(cfgs, store_path, workers, progress.poll)
+            return executor.run(cfgs, store_path, progress.poll)
     finally:
         watcher.close()
 
