@@ -72,6 +72,5 @@ def test_the_toy_scheme_hooks_are_what_limits_and_the_report_read():
     assert (scheme.n_synthetic, scheme.population_lam()) == (4, 1.0)
     candidates = next(t for t in terms(cfg) if t.what == "synthetic candidates")
     assert candidates.factors["scheme.params.n_synthetic"] == 4
-    stored = cfg.model_dump(mode="json")
-    assert scheme_label(stored) == "half real & 4 synthetic"
+    assert scheme_label(cfg) == "half real & 4 synthetic"
     assert "half_real" in SCHEMES.names()

@@ -59,7 +59,9 @@ def _candidates(cfg: Config) -> tuple[dict[str, float], frozenset[str]]:
     keys whose factor is 1 / value (the selection's `draws`)."""
     if cfg.curation is None:
         return {}, frozenset()
-    return SELECTIONS.get(cfg.curation.kind).obj.draws(cfg.curation.params, "curation.params")
+    kind = cfg.curation.kind
+    params = SELECTIONS.parse_params(kind, cfg.curation.params, "curation.params")
+    return SELECTIONS.get(kind).obj.draws(params, "curation.params")
 
 
 def _model_terms(cfg: Config, r: float, dim: tuple[str, float]) -> list[Term]:
