@@ -83,8 +83,8 @@ def test_the_unweighted_share_is_bit_identical_to_no_cure(tmp_path, family):
             raw["metrics"] = ["gaussian_params"]
     store, (a,) = run_raw(cured, tmp_path / "a.sqlite")
     store_b, (b,) = run_raw(plain, tmp_path / "b.sqlite")
-    rows_a, rows_b = store.metric_arrays(a), store_b.metric_arrays(b)
-    assert [(g, m) for g, m, _ in rows_a] == [(g, m) for g, m, _ in rows_b]
+    rows_a, rows_b = list(store.metric_arrays(a)), list(store_b.metric_arrays(b))
+    assert rows_a and [(g, m) for g, m, _ in rows_a] == [(g, m) for g, m, _ in rows_b]
     for (_, _, x), (_, _, y) in zip(rows_a, rows_b, strict=True):
         np.testing.assert_array_equal(x, y)
 

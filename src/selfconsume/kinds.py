@@ -61,5 +61,5 @@ SCHEME_KINDS = dict.fromkeys(
     ("replace", "mix", "accumulate", "accumulate_subsample", "fresh"), "selfconsume.loop.schemes"
 )
 
-CURE_KINDS = dict.fromkeys(("real_weight",), "selfconsume.loop.cures")
+CURE_KINDS = dict.fromkeys(("real_weight", "self_correction", "neon"), "selfconsume.loop.cures")
 """Interventions on the loop (the config's `cures:` block)."""

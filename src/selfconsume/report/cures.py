@@ -15,8 +15,8 @@ import numpy as np
 from selfconsume.data.regression import RegressionSource
 from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
 from selfconsume.report.labels import synthetic_count
+from selfconsume.theory import neon, weighting
 from selfconsume.theory import regression as regression_theory
-from selfconsume.theory import weighting
 
 
 def cure_value(run: RunData, kind: str, key: str) -> float | None:
@@ -143,3 +143,71 @@ def verifier_sweep(exp: Experiment, out: Path) -> list[Figure]:
         "first fit (real data only). Below the line, verified synthetic data beat the real set."
     )
     return [save(fig, exp.path(out, "verifier"), f"{exp.name}: verifier quality", caption)]
+
+
+@figure_maker
+def self_correction_curves(exp: Experiment, out: Path) -> list[Figure]:
+    """Modes covered, high-quality share and sliced W2 per generation, one line per arm, for
+    experiments that sweep the self-correction strength gamma."""
+    runs = [r for r in exp.runs if cure_value(r, "self_correction", "gamma") is not None]
+    shown = [m for m in ("modes_covered", "high_quality", "sliced_w2") if m in exp.metric_names]
+    if len(runs) < 2 or not shown:
+        return []
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4), squeeze=False)
+    for ax, name in zip(axes[0], shown, strict=True):
+        for run in runs:
+            if name not in run.metrics:
+                continue
+            mean, half = t_interval(run.metrics[name])
+            gens = np.arange(len(mean))
+            (line,) = ax.plot(gens, mean, label=run.label)
+            ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.15)
+        ax.set(xlabel="generation t", title=name)
+    axes[0][0].legend(fontsize=7)
+    caption = (
+        "Mean over replicates with its 95% t-interval, one line per arm (self-correction "
+        "strength gamma; gamma = 0 is no correction), x <- x + gamma (c(x) - x) with the exact "
+        "expert c of selfconsume.loop.cures."
+    )
+    return [save(fig, exp.path(out, "self-correction"), f"{exp.name}: self-correction", caption)]
+
+
+def neon_law(run: RunData) -> np.ndarray | None:
+    """E[sigma_t] of theory.neon for a 1-D Gaussian warm-up run with the neon cure only, else None."""
+    cfg = run.config
+    w = cure_value(run, "neon", "w")
+    if w is None or set(cfg.cures) != {"neon"} or "std" not in run.metrics:
+        return None
+    if cfg.data.kind != "gaussian" or cfg.model.kind != "gaussian":
+        return None
+    data, model, n = cfg.data.params, cfg.model.params, cfg.data.n_real
+    if data.dim != 1 or data.cov is not None or model.psi != 1.0 or cfg.curation is not None:
+        return None
+    if cfg.scheme.kind != "replace" or synthetic_count(cfg) != n:
+        return None
+    gens = np.arange(len(run.metrics["std"]))
+    return neon.neon_sigma(gens, n, data.std, w, model.estimator)
+
+
+@figure_maker
+def neon_sweep(exp: Experiment, out: Path) -> list[Figure]:
+    """E[sigma_t] per Neon weight w with the closed form dashed."""
+    runs = [(r, neon_law(r)) for r in exp.runs]
+    runs = [(r, law) for r, law in runs if law is not None]
+    if not runs:
+        return []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for run, law in runs:
+        mean, half = t_interval(run.metrics["std"])
+        gens = np.arange(len(mean))
+        (line,) = ax.plot(gens, mean, label=run.label)
+        ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.2)
+        ax.plot(gens, law, ls="--", color="k", lw=0.8)
+    ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t$", yscale="log")
+    ax.set_title(r"Neon: $\theta_0 + w(\theta_0 - \theta_s)$ (dashed: closed form)")
+    ax.legend(fontsize=8)
+    caption = (
+        "Mean sigma_t over replicates with its 95% t-interval per Neon weight w; dashed: "
+        "sigma alpha(n)^(t+1) (1 + w (1 - alpha(n))) of selfconsume.theory.neon."
+    )
+    return [save(fig, exp.path(out, "neon"), f"{exp.name}: Neon extrapolation", caption)]

@@ -38,6 +38,8 @@ SYMBOLS = {
     "model.params.psi": "ψ",
     "model.params.ridge": "λ_ridge",
     "cures.real_weight.real_weight": "real weight",
+    "cures.self_correction.gamma": "γ",
+    "cures.neon.w": "Neon w",
     "model.params.negative_guidance.w": "negative guidance w",
 }
 FLAGS = {

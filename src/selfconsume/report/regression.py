@@ -40,7 +40,9 @@ def closed_form(run: RunData) -> np.ndarray | None:
     scheme, n = cfg.scheme.kind, cfg.data.n_real
     if scheme not in ("replace", "accumulate") or synthetic_count(cfg) != n:
         return None
-    if cfg.curation is not None or model.psi != 1.0 or "test_error" not in run.metrics:
+    if cfg.curation is not None or cfg.cures or model.psi != 1.0:
+        return None
+    if "test_error" not in run.metrics:
         return None
     true_sigma = model.noise == "true_sigma"
     if not true_sigma and scheme == "accumulate":

@@ -51,7 +51,7 @@ def _series(run: RunData) -> Series | None:
     data, model = cfg.data.params, cfg.model.params
     if data.dim != 1 or data.cov is not None or cfg.model.population:
         return None
-    if cfg.curation is not None or "std" not in run.metrics:
+    if cfg.curation is not None or cfg.cures or "std" not in run.metrics:
         return None
     std = run.metrics["std"]
     mu = float(np.ravel(data.mean)[0])
@@ -215,6 +215,8 @@ def _dim_runs(exp: Experiment) -> list[tuple[RunData, Covariance]]:
             continue
         data, model = cfg.data.params, cfg.model.params
         if data.dim < 2 or cfg.model.population or cfg.curation is not None:
+            continue
+        if cfg.cures:  # their closed forms are theirs (report.cures)
             continue
         if cfg.scheme.kind != "replace" or synthetic_count(cfg) != cfg.data.n_real:
             continue
