@@ -94,6 +94,7 @@ def test_neon_on_a_family_without_generator_weights_is_bad_input():
         resolve(raw)
 
 
+@pytest.mark.slow
 def test_neon_preset_runs_quick_and_draws_its_law(tmp_path):
     from selfconsume.report.cures import neon_sweep
     from selfconsume.report.html import load_experiments

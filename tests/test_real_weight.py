@@ -119,6 +119,7 @@ def test_bad_real_weight_input_exits_2_naming_the_key(store_path, override, need
     assert not store_path.exists()
 
 
+@pytest.mark.slow
 def test_real_weight_preset_runs_quick_and_draws_the_law(tmp_path):
     from selfconsume.report.cures import real_weight_sweep
     from selfconsume.report.html import load_experiments

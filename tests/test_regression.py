@@ -179,6 +179,7 @@ def test_true_sigma_without_a_known_noise_and_the_metric_without_a_linear_model_
         resolve(raw)
 
 
+@pytest.mark.slow
 def test_regression_preset_runs_quick_and_the_report_overlays_theory(tmp_path):
     from selfconsume.report.html import load_experiments
     from selfconsume.report.regression import regression_collapse, regression_theory

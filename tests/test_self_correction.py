@@ -105,6 +105,7 @@ def test_self_correction_without_a_known_truth_is_bad_input():
         resolve(raw)
 
 
+@pytest.mark.slow
 def test_self_correction_preset_runs_quick_and_draws_its_curves(tmp_path):
     from selfconsume.report.cures import self_correction_curves
     from selfconsume.report.html import load_experiments

@@ -112,6 +112,7 @@ def test_a_verifier_without_a_known_truth_exits_2(tmp_path):
     assert not store_path.exists()
 
 
+@pytest.mark.slow
 def test_verifier_preset_runs_quick_and_draws_its_sweep(tmp_path):
     from selfconsume.report.cures import verifier_sweep
     from selfconsume.report.html import load_experiments

@@ -27,14 +27,14 @@ from selfconsume.data.base import GaussianTruth, HasModes
 from selfconsume.data.regression import RegressionTruth
 from selfconsume.errors import ConfigError
 from selfconsume.kinds import CURE_KINDS
-from selfconsume.models.base import HasMoments
+from selfconsume.models.base import Conditional, HasMoments
 from selfconsume.models.regression import HasCoefficients
 from selfconsume.registry import Example, Need, Params, Registry
 from selfconsume.seeding import Streams
 
 NOT_CONDITIONAL = Need(
     "an unconditional family (its samples carry no label column)",
-    lambda source, model: not getattr(model, "conditional", False),
+    lambda source, model: not (isinstance(model, Conditional) and model.conditional),
 )
 NEUTRAL_RTOL = 1e-12
 """Relative tolerance within which real_weight's per-row factors count as 1 (the neutral value)."""
