@@ -23,7 +23,13 @@ from selfconsume.loop.build import Plan, build, image_shape, truth
 from selfconsume.loop.cures import check_cures, resolve_cures
 from selfconsume.loop.schemes import resolve_scheme
 from selfconsume.metrics.base import METRICS
-from selfconsume.models.base import MODELS, HasPopulation, ImageModel
+from selfconsume.models.base import (
+    MODELS,
+    ChecksData,
+    HasPopulation,
+    ImageModel,
+    PopulationOnlyParams,
+)
 from selfconsume.registry import Need, error_line
 from selfconsume.rewards.base import REWARDS, build_reward
 from selfconsume.seeding import Streams
@@ -139,7 +145,9 @@ def check(cfg: Config) -> None:
 def _check_population_only(params: Any) -> None:
     """A param the family reads only in population mode (its `population_only`), set away from
     its default in a sampled run, would change nothing: bad input."""
-    for key in getattr(params, "population_only", ()):
+    if not isinstance(params, PopulationOnlyParams):
+        return
+    for key in params.population_only:
         if getattr(params, key) != type(params).model_fields[key].default:
             raise ConfigError(
                 f"model.params.{key}: only read in population mode (model.population)"
@@ -155,9 +163,8 @@ def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
         )
     if isinstance(source, HeldOut):
         source.check_sizes(cfg.data.n_real, cfg.data.n_test)
-    check_data = getattr(cfg.model.params, "check_data", None)
-    if check_data is not None:  # what the family's params ask of the data (labels, images)
-        check_data(source)
+    if isinstance(cfg.model.params, ChecksData):  # what the params ask of the data (labels, images)
+        cfg.model.params.check_data(source)
 
 
 def _check_needs(

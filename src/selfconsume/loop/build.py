@@ -15,7 +15,7 @@ from selfconsume.data.base import DATA, DataSource, Images
 from selfconsume.loop.cures import Cure, build_cures
 from selfconsume.loop.schemes import Scheme, scheme_of
 from selfconsume.loop.selection import Selection, build_selection
-from selfconsume.models.base import MODELS, Conditional, ReadsTruth, ShapedImageModel
+from selfconsume.models.base import MODELS, Conditional, Model, ReadsTruth, ShapedImageModel
 from selfconsume.rewards.base import Reward, build_reward
 from selfconsume.seeding import Streams, arm_key
 
@@ -26,7 +26,7 @@ class Plan:
 
     cfg: Config
     source: DataSource
-    model: Any
+    model: Model
     scheme: Scheme
     reward: Reward | None
     streams: Streams

@@ -158,6 +158,22 @@ class Conditional(Protocol):
 
 
 @runtime_checkable
+class ChecksData(Protocol):
+    """Family params that ask something of the data (labels for a conditional network, images
+    for a U-Net): `check_data` raises a ConfigError naming the key, at plan time."""
+
+    def check_data(self, source: Any) -> None: ...
+
+
+@runtime_checkable
+class PopulationOnlyParams(Protocol):
+    """Family params with keys read only in population mode (`population_only`): set away from
+    their defaults in a sampled run they would change nothing, so plan time refuses them."""
+
+    population_only: tuple[str, ...]
+
+
+@runtime_checkable
 class DeclaresMemory(Protocol):
     """A family that declares the arrays its replicates hold (`selfconsume.limits` adds them to
     the loop's own and refuses, before any row is written, a run that cannot fit)."""
@@ -179,6 +195,7 @@ def model_is(protocol: type, what: str) -> Need:
 
 __all__ = [
     "MODELS",
+    "ChecksData",
     "Conditional",
     "DeclaresMemory",
     "FitsIncrementally",
@@ -191,6 +208,7 @@ __all__ = [
     "Model",
     "Params",
     "PopulationCuration",
+    "PopulationOnlyParams",
     "SamplingParams",
     "ShapedImageModel",
     "Streams",
