@@ -15,6 +15,7 @@ from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
 from selfconsume.loop.curation import choose_bradley_terry
 from selfconsume.loop.run import run_config
+from selfconsume.loop.selection import build_selection
 from selfconsume.metrics.curation import exact_reward_stats, sample_reward_stats
 from selfconsume.models.discrete import DiscreteModel, DiscreteModelParams
 from selfconsume.plan import build, load, resolve
@@ -98,14 +99,9 @@ def test_filters_match_their_population_law(store_path, curation, scheme):
     store, (run_id,) = run_raw(raw, store_path)
     m = np.stack([metric(store, run_id, f"mass_{i}") for i in range(4)], axis=-1)
     lam = scheme.get("lam")
-    exact = theory.step(
-        m[0],
-        m[0],
-        np.arange(4.0),
-        lam,
-        curation["kind"],
-        **{k: v for k, v in curation.items() if k != "kind"},
-    )
+    rule = resolve(raw).curation
+    kept = build_selection(rule.kind, rule.params).population(m[0], np.arange(4.0))
+    exact = theory.mixed(m[0], kept, lam)
     res = m[1] - exact
     se = res.std(axis=0, ddof=1) / np.sqrt(len(res))
     live = se > 1e-12  # states with no randomness differ by rounding only

@@ -86,7 +86,7 @@ def test_issue_config_runs_sampled_and_in_population_mode(store_path):
     # population mode runs the exact update on each replicate's own real frequencies
     p = masses(store, resolve(population).run_id)
     np.testing.assert_allclose(
-        p[1], theory.step(p[0], p[0], REWARDS, None, "bradley_terry", k=4, beta=1.0), atol=1e-12
+        p[1], theory.mixed(p[0], theory.curated(p[0], REWARDS, 4, 1.0), None), atol=1e-12
     )
     q = masses(store, resolve(limit).run_id)
     np.testing.assert_allclose(q[1], theory.tilted(q[0], REWARDS, 1.0), atol=1e-12)
@@ -109,7 +109,7 @@ def test_sampled_loop_agrees_with_exact_update(store_path, k, beta, lam):
     def worst_z(k_used: float) -> float:
         z = []
         for t in range(3):
-            exact = theory.step(m[t], m[0], REWARDS, lam, "bradley_terry", k=k_used, beta=beta)
+            exact = theory.mixed(m[0], theory.curated(m[t], REWARDS, k_used, beta), lam)
             res = m[t + 1] - exact
             se = res.std(axis=0, ddof=1) / np.sqrt(res.shape[0])
             live = se > 0  # states already lost in every replicate have no spread

@@ -56,7 +56,7 @@ def test_discrete_population_mode_starts_at_the_true_probs(store_path, lam):
     np.testing.assert_allclose(m[0], np.broadcast_to(P, (3, 4)), rtol=1e-15)
     p = P
     for t in range(1, 4):
-        p = theory.step(p, P, R, lam, "bradley_terry", k=4, beta=1.0)
+        p = theory.mixed(P, theory.curated(p, R, 4, 1.0), lam)
         np.testing.assert_allclose(m[t], np.broadcast_to(p, (3, 4)), rtol=1e-12)
 
 
@@ -70,7 +70,7 @@ def test_empirical_population_target_uses_each_replicates_real_frequencies(store
     m = masses(store, run_id)
     np.testing.assert_allclose(m[0], p_data, rtol=1e-15)
     np.testing.assert_allclose(
-        m[1], theory.step(p_data, p_data, R, 1.0, "bradley_terry", k=4), rtol=1e-12
+        m[1], theory.mixed(p_data, theory.curated(p_data, R, 4, 1.0), 1.0), rtol=1e-12
     )
 
 

@@ -67,7 +67,7 @@ def test_iterated_tilt_is_the_kl_regularised_optimum(t):
 def test_iterated_tilt_is_the_k_inf_update_iterated():
     p = P
     for t in range(1, 30):
-        p = theory.step(p, P, R, None, "bradley_terry", k=np.inf, beta=BETA)
+        p = theory.mixed(P, theory.curated(p, R, np.inf, BETA), None)
         np.testing.assert_allclose(p, theory.iterated_tilt(P, R, BETA, t), rtol=1e-12, atol=1e-300)
     huge = theory.iterated_tilt(P, R, 1e3, 10**6)  # t beta far past overflow
     np.testing.assert_array_equal(huge, [0, 0, 0, 1])
@@ -101,7 +101,7 @@ def test_sampled_loop_approaches_the_tilt_within_monte_carlo_error(store_path):
         tilt = theory.iterated_tilt(p0, R, BETA, t)
         finite = p0
         for _ in range(t):
-            finite = theory.step(finite, p0, R, None, "bradley_terry", k=k, beta=BETA)
+            finite = theory.mixed(p0, theory.curated(finite, R, k, BETA), None)
         gap = np.abs(finite - tilt).mean(axis=0)
         res = m[t] - tilt
         se = res.std(axis=0, ddof=1) / np.sqrt(len(res))

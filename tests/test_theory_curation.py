@@ -87,7 +87,7 @@ def test_larger_k_tilts_more():
 def iterate(p, p_data, lam, k, beta, generations):
     out = [p]
     for _ in range(generations):
-        out.append(theory.step(out[-1], p_data, R, lam, "bradley_terry", k=k, beta=beta))
+        out.append(theory.mixed(p_data, theory.curated(out[-1], R, k, beta), lam))
     return np.array(out)
 
 
@@ -109,7 +109,7 @@ def test_mixing_real_data_keeps_every_state(k):
     probs = iterate(P, P, 0.5, k, 1.0, 200)
     fixed = probs[-1]
     np.testing.assert_allclose(
-        theory.step(fixed, P, R, 0.5, "bradley_terry", k=k, beta=1.0), fixed, atol=1e-12
+        theory.mixed(P, theory.curated(fixed, R, k, 1.0), 0.5), fixed, atol=1e-12
     )
     assert np.all(fixed >= P / 1.5 - 1e-12)  # (p_data + lam q) / (1 + lam) >= p_data / (1 + lam)
     assert fixed @ R > P @ R  # curated, but anchored
@@ -120,7 +120,7 @@ def test_filters_population_laws():
     np.testing.assert_allclose(theory.top_fraction(P, R, 0.3), [0, 0, 2 / 3, 1 / 3])
     np.testing.assert_allclose(theory.top_fraction(P, np.zeros(4), 0.5), P)  # all tied
     np.testing.assert_allclose(theory.thresholded(P, R, 2.0), [0, 0, 0.2, 0.1])
-    mixed = theory.step(P, P, R, 1.0, "threshold", threshold=2.0)
+    mixed = theory.mixed(P, theory.thresholded(P, R, 2.0), 1.0)
     np.testing.assert_allclose(mixed, (P + [0, 0, 0.2, 0.1]) / 1.3)
 
 

@@ -193,28 +193,3 @@ def mixed(p_data: np.ndarray, kept: np.ndarray, lam: float | None) -> np.ndarray
         with np.errstate(invalid="ignore"):
             return kept / kept.sum(axis=-1, keepdims=True)
     return (p_data + lam * kept) / (1.0 + lam * kept.sum(axis=-1, keepdims=True))
-
-
-def step(
-    p: np.ndarray,
-    p_data: np.ndarray,
-    rewards: np.ndarray | None,
-    lam: float | None,
-    kind: str | None = None,
-    k: float = 1,
-    beta: float = 1.0,
-    fraction: float = 1.0,
-    threshold: float = 0.0,
-) -> np.ndarray:
-    """One exact generation: curate p (kind None: no curation), then replace or mix with p_data."""
-    if kind is None:
-        kept = np.asarray(p, dtype=float)
-    elif kind == "bradley_terry":
-        kept = curated(p, rewards, k, beta)
-    elif kind == "top_fraction":
-        kept = top_fraction(p, rewards, fraction)
-    elif kind == "threshold":
-        kept = thresholded(p, rewards, threshold)
-    else:
-        raise ValueError(f"unknown curation kind {kind!r}")
-    return mixed(np.asarray(p_data, dtype=float), kept, lam)
