@@ -242,7 +242,7 @@ def test_loading_a_gaussian_checkpoint_does_not_import_torch(tmp_path):
     store.close()
     code = (
         "import sys; from selfconsume.store.sqlite import Store; "
-        f"g, p = Store.open_existing(sys.argv[1]).load_checkpoint({run_id!r}); "
+        f"g, p = Store(sys.argv[1], create=False).load_checkpoint({run_id!r}); "
         "print(g, 'torch' in sys.modules)"
     )
     out = subprocess.run(
@@ -336,7 +336,7 @@ def directory(path):
     "spoil",
     [not_sqlite, truncated_sqlite, corrupt_sqlite, foreign_sqlite, newer_schema, directory],
 )
-@pytest.mark.parametrize("opener", [Store, Store.open_existing])
+@pytest.mark.parametrize("opener", [Store, StoreReader])
 def test_an_unusable_store_path_is_a_one_line_config_error(tmp_path, spoil, opener):
     path = tmp_path / "s.sqlite"
     spoil(path)
@@ -356,13 +356,15 @@ def test_an_unusable_store_path_is_a_one_line_config_error(tmp_path, spoil, open
 
 def test_a_reader_never_creates_a_store(tmp_path):
     path = tmp_path / "none.sqlite"
-    with pytest.raises(ConfigError, match="no such store"):
-        Store.open_existing(path)
-    assert not path.exists()
-    path.touch()
-    with pytest.raises(ConfigError, match="no such store"):
-        Store.open_existing(path)
-    assert path.stat().st_size == 0
+    for opener in (StoreReader, lambda p: Store(p, create=False)):
+        with pytest.raises(ConfigError, match="no such store"):
+            opener(path)
+        assert not path.exists()
+        path.touch()  # an empty SQLite database, never given tables
+        with pytest.raises(ConfigError, match="no such store|not a selfconsume store"):
+            opener(path)
+        assert path.stat().st_size == 0
+        path.unlink()
 
 
 def test_a_read_only_store_is_refused_to_writers_and_open_to_readers(tmp_path, monkeypatch):
@@ -371,11 +373,12 @@ def test_a_read_only_store_is_refused_to_writers_and_open_to_readers(tmp_path, m
     monkeypatch.setattr(store_module.os, "access", lambda *_: False)  # root ignores chmod
     with pytest.raises(ConfigError, match="read-only"):
         Store(path)
-    reader = Store.open_existing(path)
-    (record,) = reader.runs()
+    with StoreReader(path) as reader:
+        (record,) = reader.runs()
     assert record.generations_done == STOP + 1
-    assert reader.load_checkpoint(record.run_id)[0] == STOP  # reading writes nothing
-    reader.close()
+    store = Store(path, create=False)  # opened read-only: resuming from it writes nothing
+    assert store.load_checkpoint(record.run_id)[0] == STOP
+    store.close()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write a read-only file")

@@ -93,9 +93,8 @@ def _now() -> str:
 class Store(StoreReads):
     """Read and write runs, metric arrays and artifacts. Safe for several processes (WAL, leases).
 
-    `Store(path)` creates the store if needed; `Store.open_existing(path)` opens one to resume or
-    repair it (it may migrate it) and raises ConfigError when there is none at `path`; a reader
-    that must not write uses `StoreReader`. Any unusable path (a directory, a read-only or
+    `Store(path)` creates the store if needed; `Store(path, create=False)` raises ConfigError when
+    there is none at `path` (a reader that must not write uses `StoreReader`). Any unusable path (a directory, a read-only or
     corrupt file, another program's database, a newer schema, a symlinked artifact folder) is a
     one-line ConfigError naming it."""
 
@@ -118,11 +117,6 @@ class Store(StoreReads):
         except BaseException:
             self._db.close()
             raise
-
-    @classmethod
-    def open_existing(cls, path: str | os.PathLike[str]) -> Store:
-        """Open an existing store to write to: never creates one (ConfigError "no such store")."""
-        return cls(path, create=False)
 
     @property
     def owner(self) -> str:
