@@ -53,13 +53,6 @@ sweep: {scheme.lam: [0.5, 2.0], seed: [1, 2]}
 """
 
 
-@pytest.fixture
-def config_file(tmp_path):
-    path = tmp_path / "sweep.yaml"
-    path.write_text(CONFIG)
-    return path
-
-
 def frame(path: Path) -> pd.DataFrame:
     with StoreReader(path) as reader:
         out = long_frame(reader)
