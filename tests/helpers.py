@@ -1,7 +1,10 @@
-"""Helpers for tests: run a config mapping into a store, a run record of a config, a run
-interrupted after a generation, a metric read as a (G, R) array."""
+"""Helpers for tests: the talk's curated discrete toy as a config, run a config mapping into a
+store, a run record of a config, a run interrupted after a generation, a metric read as a (G, R)
+array."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +14,33 @@ from selfconsume.loop.run import run_config
 from selfconsume.plan import resolve, typed
 from selfconsume.store.records import RunRecord
 from selfconsume.store.sqlite import Store
+
+TOY_PROBS = [0.4, 0.3, 0.2, 0.1]
+"""p_data of the talk's discrete toy; its reward is r(i) = i."""
+
+
+def curated_discrete(
+    name: str,
+    replicates: int,
+    generations: int,
+    n_real: int,
+    population: bool = False,
+    metrics: tuple[str, ...] = ("mass",),
+    **curation: Any,
+) -> dict[str, Any]:
+    """A fully synthetic run on the discrete toy curated by Bradley-Terry with reward r(i) = i
+    (`curation` sets k and beta; defaults 4 and 1)."""
+    reward = {"kind": "table", "params": {"values": [0, 1, 2, 3]}}
+    return {
+        "name": name,
+        "replicates": replicates,
+        "generations": generations,
+        "data": {"kind": "discrete", "n_real": n_real, "params": {"probs": TOY_PROBS}},
+        "model": {"kind": "discrete", "population": population},
+        "scheme": {"kind": "replace"},
+        "curation": {"kind": "bradley_terry", "reward": reward, **curation},
+        "metrics": list(metrics),
+    }
 
 
 def run_raw(raw: dict, store_path) -> tuple[Store, list[str]]:

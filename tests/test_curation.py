@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import keep, metric, run_raw
+from helpers import curated_discrete, keep, metric, run_raw
 
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
@@ -25,21 +25,7 @@ from selfconsume.store.sqlite import Store
 from selfconsume.theory import curation as theory
 
 P = np.array([0.4, 0.3, 0.2, 0.1])
-BASE = {
-    "name": "curation-test",
-    "replicates": 2000,
-    "generations": 1,
-    "data": {"kind": "discrete", "n_real": 1000, "params": {"probs": P.tolist()}},
-    "model": {"kind": "discrete"},
-    "scheme": {"kind": "replace"},
-    "curation": {
-        "kind": "bradley_terry",
-        "k": 4,
-        "beta": 1.0,
-        "reward": {"kind": "table", "params": {"values": [0, 1, 2, 3]}},
-    },
-    "metrics": ["mass"],
-}
+BASE = curated_discrete("curation-test", replicates=2000, generations=1, n_real=1000)
 
 
 class Mixture:

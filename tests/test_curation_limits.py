@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from helpers import metric, run_raw
+from helpers import curated_discrete, metric, run_raw
 
 from selfconsume.loop.curation import choose_bradley_terry
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
@@ -19,16 +19,9 @@ from selfconsume.theory import curation as theory
 
 P = np.array([0.4, 0.3, 0.2, 0.1])
 TABLE = {"kind": "table", "params": {"values": [0, 1, 2, 3]}}
-DISCRETE = {
-    "name": "limits",
-    "replicates": 2000,
-    "generations": 1,
-    "data": {"kind": "discrete", "n_real": 500, "params": {"probs": P.tolist()}},
-    "model": {"kind": "discrete"},
-    "scheme": {"kind": "replace"},
-    "curation": {"kind": "bradley_terry", "k": 3, "beta": float("inf"), "reward": TABLE},
-    "metrics": ["mass"],
-}
+DISCRETE = curated_discrete(
+    "limits", replicates=2000, generations=1, n_real=500, k=3, beta=float("inf")
+)
 
 
 def argmax_law(p: np.ndarray, r: np.ndarray, k: float) -> np.ndarray:

@@ -7,7 +7,7 @@ import copy
 
 import numpy as np
 import pytest
-from helpers import metric, run_raw
+from helpers import curated_discrete, metric, run_raw
 
 from selfconsume.data.discrete import DiscreteParams, DiscreteSource
 from selfconsume.errors import ConfigError
@@ -16,22 +16,9 @@ from selfconsume.plan import resolve
 from selfconsume.seeding import Streams
 from selfconsume.theory import curation as theory
 
-ISSUE = {
-    "name": "curated-discrete",
-    "seed": 0,
-    "replicates": 200,
-    "generations": 10,
-    "data": {"kind": "discrete", "n_real": 1000, "params": {"probs": [0.4, 0.3, 0.2, 0.1]}},
-    "model": {"kind": "discrete", "population": False},
-    "scheme": {"kind": "replace"},
-    "curation": {
-        "kind": "bradley_terry",
-        "k": 4,
-        "beta": 1.0,
-        "reward": {"kind": "table", "params": {"values": [0, 1, 2, 3]}},
-    },
-    "metrics": ["mass", "reward"],
-}
+ISSUE = curated_discrete(
+    "curated-discrete", replicates=200, generations=10, n_real=1000, metrics=("mass", "reward")
+)
 REWARDS = np.arange(4.0)
 
 

@@ -7,7 +7,7 @@ import copy
 
 import numpy as np
 import pytest
-from helpers import metric, run_raw
+from helpers import curated_discrete, metric, run_raw
 
 from selfconsume.data.gaussian import GaussianParams, GaussianSource
 from selfconsume.data.toy2d import (
@@ -29,19 +29,7 @@ from selfconsume.theory import curation as theory
 
 P = np.array([0.4, 0.3, 0.2, 0.1])
 R = np.arange(4.0)
-DISCRETE = {
-    "name": "population",
-    "replicates": 3,
-    "generations": 3,
-    "data": {"kind": "discrete", "n_real": 20, "params": {"probs": P.tolist()}},
-    "model": {"kind": "discrete", "population": True},
-    "curation": {
-        "kind": "bradley_terry",
-        "k": 4,
-        "reward": {"kind": "table", "params": {"values": R.tolist()}},
-    },
-    "metrics": ["mass"],
-}
+DISCRETE = curated_discrete("population", replicates=3, generations=3, n_real=20, population=True)
 
 
 def masses(store: Store, run_id: str) -> np.ndarray:

@@ -7,7 +7,7 @@ import copy
 
 import numpy as np
 import pytest
-from helpers import metric, run_raw
+from helpers import curated_discrete, metric, run_raw
 
 from selfconsume.report.curation import rlhf_stats
 from selfconsume.theory import curation as theory
@@ -15,21 +15,16 @@ from selfconsume.theory import curation as theory
 P = np.array([0.4, 0.3, 0.2, 0.1])
 R = np.arange(4.0)
 BETA = 0.7
-RUN = {
-    "name": "rlhf-limit",
-    "replicates": 2,
-    "generations": 6,
-    "data": {"kind": "discrete", "n_real": 50, "params": {"probs": P.tolist()}},
-    "model": {"kind": "discrete", "population": True},
-    "scheme": {"kind": "replace"},
-    "curation": {
-        "kind": "bradley_terry",
-        "k": float("inf"),
-        "beta": BETA,
-        "reward": {"kind": "table", "params": {"values": R.tolist()}},
-    },
-    "metrics": ["mass", "reward"],
-}
+RUN = curated_discrete(
+    "rlhf-limit",
+    replicates=2,
+    generations=6,
+    n_real=50,
+    population=True,
+    metrics=("mass", "reward"),
+    k=float("inf"),
+    beta=BETA,
+)
 WRONG = {  # tilts a wrong implementation could give: each must be told apart from the right one
     "(t+1) beta": lambda p0, t: theory.iterated_tilt(p0, R, BETA, t + 1),
     "beta / t": lambda p0, t: theory.iterated_tilt(p0, R, BETA / max(t, 1), min(t, 1)),
