@@ -80,6 +80,7 @@ def test_population_loop_at_k_inf_is_the_iterated_tilt(store_path):
     np.testing.assert_allclose(metric(store, run_id, "reward_mean")[:, 0], stats["reward_mean"])
 
 
+@pytest.mark.slow
 def test_sampled_loop_approaches_the_tilt_within_monte_carlo_error(store_path):
     """Large K in the sampled loop: each replicate's p_t against the tilt of its own p_0, within
     4.5 standard errors plus the exact finite-K gap (the population update at this K, which the
