@@ -70,7 +70,7 @@ def test_gamma_zero_is_bit_identical_to_no_cure(tmp_path):
 
 
 def source(kind: str, **params):
-    return DATA.get(kind).obj(DATA.parse_params(kind, params, "data.params"))
+    return DATA.make(kind, params)
 
 
 def test_each_truth_has_its_exact_expert():

@@ -19,7 +19,7 @@ Z = 4.5
 
 
 def source(kind: str, **params):
-    return DATA.get(kind).obj(DATA.parse_params(kind, params, "data.params"))
+    return DATA.make(kind, params)
 
 
 @pytest.mark.parametrize(("a", "b"), [(0.9, 0.7), (0.5, 0.5), (1.0, 1.0), (0.3, 0.1)])
