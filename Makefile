@@ -22,7 +22,7 @@ test: $(STAMP) chromium
 	$(BIN)/pytest
 
 # The edit loop: every test but those marked slow (presets at quick scale, deep families trained
-# to a tolerance, the browser), about a third of the time.
+# to a tolerance, the browser), which take about half of make test's time.
 test-quick: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
