@@ -107,3 +107,31 @@ def test_neon_preset_runs_quick_and_draws_its_law(tmp_path):
         (exp,) = load_experiments(reader)
         (figure,) = neon_sweep(exp, tmp_path)
     assert figure.path.exists() and len(exp.runs) == 4
+
+
+@pytest.mark.slow
+def test_neon_extrapolates_a_torch_familys_weights_away_from_its_fine_tune():
+    import torch
+
+    from selfconsume.data.base import DATA
+    from selfconsume.loop.cures import Neon, NeonParams
+    from selfconsume.models.base import MODELS
+    from selfconsume.models.ddpm import SMALL_NET
+    from selfconsume.seeding import Streams
+
+    def fitted():
+        params = {**SMALL_NET, "n_steps": 10}
+        model = MODELS.make("ddpm", params, dim=2, replicates=2, streams=Streams(0))
+        real = DATA.make("eight_gaussians", {}).sample(2, 32, np.random.default_rng(0))
+        model.fit(real, None, 0, False)
+        return model
+
+    model, copy = fitted(), fitted()
+    theta0 = [p.detach().clone() for p in copy.state_dict()["params"]]
+    Neon(NeonParams(w=2.0), None).after_first(model, 32, Streams(1))
+    own = copy.sample(32, Streams(1).per_replicate("neon", 0), 0)
+    copy.fit(own, None, 0, True)  # the self-trained copy, drawn and fine-tuned as Neon does
+    theta_s = copy.state_dict()["params"]
+    for got, a, b in zip(model.state_dict()["params"], theta0, theta_s, strict=True):
+        torch.testing.assert_close(got, a + 2.0 * (a - b))
+    assert any(not torch.equal(a, b) for a, b in zip(theta0, theta_s, strict=True))
