@@ -125,3 +125,30 @@ def test_verifier_preset_runs_quick_and_draws_its_sweep(tmp_path):
         (exp,) = load_experiments(reader)
         (figure,) = verifier_sweep(exp, tmp_path)
     assert figure.path.exists() and len(exp.runs) == 12
+
+
+@pytest.mark.slow
+def test_on_digits_good_means_the_data_classifier_is_confident(digits, cache):
+    from selfconsume.rewards.image_classifier import data_classifier
+
+    x = digits.sample(1, 200, np.random.default_rng(0))
+    noisy = np.clip(x + np.random.default_rng(1).normal(0.0, 2.0, x.shape), -1, 1)
+    confident = data_classifier(digits).proba(x).max(-1)
+    np.testing.assert_array_equal(is_good(digits, x, 2.0, 0.9), confident >= 0.9)
+    # real digits are mostly good by their classifier; pure noise far less often
+    assert is_good(digits, x, 2.0, 0.9).mean() > is_good(digits, noisy, 2.0, 0.9).mean()
+
+
+@pytest.mark.slow
+def test_verifier_digits_preset_runs_quick_and_draws_its_sweep(tmp_path, cache):
+    from selfconsume.report.cures import verifier_sweep
+    from selfconsume.report.html import load_experiments
+    from selfconsume.store.reader import StoreReader
+
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(app, ["run", "verifier-digits", "--quick", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    with StoreReader(store) as reader:
+        (exp,) = load_experiments(reader)
+        (figure,) = verifier_sweep(exp, tmp_path)
+    assert figure.path.exists() and len(exp.runs) == 4

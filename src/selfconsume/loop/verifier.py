@@ -6,7 +6,9 @@ Verification"): a reward-free curation kind that keeps a good sample with probab
 "Good" is defined by the data's truth, within `radius` of it:
 - regression rows (x, y): |y - x . w*| <= radius * sigma (the label is right to within the noise);
 - a mixture with point modes (8 Gaussians, ...): distance to the nearest mode <= radius * mode std;
-- a Gaussian N(mu, Sigma): Mahalanobis distance to mu <= radius.
+- a Gaussian N(mu, Sigma): Mahalanobis distance to mu <= radius;
+- labelled images (digits, mnist): the data's classifier (the strong CNN of the `fd` metric and the
+  `classifier_confidence` reward) gives its most likely class probability >= `confidence`.
 
 Its score is +1 for an accepted sample and -1 for a rejected one, drawn per sample from the
 curation's per-replicate stream, so it keeps samples by `params.select: {kind: threshold}` at 0
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from selfconsume.data.base import GaussianTruth, HasModes
+from selfconsume.data.base import GaussianTruth, HasLabels, HasModes, Images
 from selfconsume.data.regression import RegressionTruth
 from selfconsume.loop.selection import SELECTIONS, RewardFree, RewardFreeParams, RuleConfig
 from selfconsume.registry import Example, Need
@@ -31,8 +33,12 @@ from selfconsume.rewards.base import Reward
 from selfconsume.seeding import ReplicateRandom
 
 KNOWS_TRUTH = Need(
-    "data with a known truth (regression, a mixture with point modes, or a Gaussian)",
-    lambda source, model: isinstance(source, RegressionTruth | HasModes | GaussianTruth),
+    "data with a known truth (regression, a mixture with point modes, a Gaussian, or labelled "
+    "images and their classifier)",
+    lambda source, model: (
+        isinstance(source, RegressionTruth | HasModes | GaussianTruth)
+        or (isinstance(source, Images) and isinstance(source, HasLabels))
+    ),
 )
 
 
@@ -45,10 +51,17 @@ class VerifierParams(RewardFreeParams):
     """b: the probability that a bad sample is dropped."""
     radius: float = Field(default=2.0, gt=0, le=1e100)
     """How far from the truth a sample is still good, in units of the truth's noise."""
+    confidence: float = Field(default=0.9, gt=0, lt=1)
+    """Labelled images: a sample is good when the data's classifier gives its most likely class
+    at least this probability."""
 
 
-def is_good(source: Any, x: np.ndarray, radius: float) -> np.ndarray:
-    """Whether each sample of x (..., d) lies within `radius` of the truth (the module doc)."""
+def is_good(source: Any, x: np.ndarray, radius: float, confidence: float = 0.9) -> np.ndarray:
+    """Whether each sample of x (..., d) is good by the truth (the module doc)."""
+    if isinstance(source, Images):
+        from selfconsume.rewards.image_classifier import data_classifier
+
+        return data_classifier(source).proba(x).max(-1) >= confidence
     if isinstance(source, RegressionTruth):
         residual = x[..., -1] - x[..., :-1] @ source.w_star
         return np.abs(residual) <= radius * source.noise_std
@@ -75,7 +88,7 @@ class Verifier(RewardFree):
 
     def scorer(self, real: np.ndarray, rng: ReplicateRandom) -> Reward:
         def score(x: np.ndarray) -> np.ndarray:
-            good = is_good(self.source, x, self.p.radius)
+            good = is_good(self.source, x, self.p.radius, self.p.confidence)
             keep = np.where(good, self.p.accept_good, 1.0 - self.p.reject_bad)
             return np.where(rng.random(good.shape) < keep, 1.0, -1.0)
 

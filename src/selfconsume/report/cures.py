@@ -96,29 +96,37 @@ def real_weight_sweep(exp: Experiment, out: Path) -> list[Figure]:
     return [save(fig, exp.path(out, "real-weight"), f"{exp.name}: real-data weight", caption)]
 
 
-def _verifier_runs(exp: Experiment) -> list[tuple[RunData, float, float]]:
-    """(run, a, b) of the experiment's runs curated by a verifier that store the test error."""
-    out = []
-    for run in exp.runs:
-        curation = run.config.curation
-        if curation and curation.kind == "verifier" and "test_error" in run.metrics:
-            params = curation.params
-            out.append((run, float(params.accept_good), float(params.reject_bad)))
-    return sorted(out, key=lambda x: (x[1], x[2]))
+VERIFIER_METRICS = ("test_error", "fd")
+"""What the verifier figure shows, the first one a run stores: regression's test error, or the
+Fréchet distance in the data classifier's features for images."""
+
+
+def _verifier_runs(exp: Experiment) -> tuple[str, list[tuple[RunData, float, float]]]:
+    """The metric shown and (run, a, b) of the experiment's runs curated by a verifier."""
+    for name in VERIFIER_METRICS:
+        out = []
+        for run in exp.runs:
+            curation = run.config.curation
+            if curation and curation.kind == "verifier" and name in run.metrics:
+                params = curation.params
+                out.append((run, float(params.accept_good), float(params.reject_bad)))
+        if out:
+            return name, sorted(out, key=lambda x: (x[1], x[2]))
+    return "", []
 
 
 @figure_maker
 def verifier_sweep(exp: Experiment, out: Path) -> list[Figure]:
-    """Test error at the last generation against the verifier's b, one line per a, with the
-    first fit's error: below it, verified synthetic data improves on the real set alone."""
-    runs = _verifier_runs(exp)
+    """The metric (test error, or fd on images) at the last generation against the verifier's b,
+    one line per a, with generation 0's: below it, verified synthetic data improve on it."""
+    name, runs = _verifier_runs(exp)
     if len(runs) < 2:
         return []
     fig, ax = plt.subplots(figsize=(6.5, 4))
     first = []
     for a in sorted({a for _, a, _ in runs}):
         line = [(run, b) for run, aa, b in runs if aa == a]
-        stats = [t_interval(run.metrics["test_error"]) for run, _ in line]
+        stats = [t_interval(run.metrics[name]) for run, _ in line]
         first += [m[0] for m, _ in stats]
         ax.errorbar(
             [b for _, b in line],
@@ -128,19 +136,19 @@ def verifier_sweep(exp: Experiment, out: Path) -> list[Figure]:
             capsize=3,
             label=f"accept_good a = {a:g}",
         )
-    ax.axhline(float(np.mean(first)), color="k", ls="--", lw=0.9, label="generation 0 (real only)")
-    last = len(runs[0][0].metrics["test_error"]) - 1
+    ax.axhline(float(np.mean(first)), color="k", ls="--", lw=0.9, label="generation 0")
+    last = len(runs[0][0].metrics[name]) - 1
     ax.set(
         xlabel="reject_bad b",
-        ylabel=f"test error at t = {last} (mean, 95% interval)",
+        ylabel=f"{name} at t = {last} (mean, 95% interval)",
         yscale="log",
     )
     ax.set_title("a verifier of known accuracy (a, b)")
     ax.legend(fontsize=8)
     caption = (
-        "Test error at the last generation against the verifier's probability b of dropping a bad "
-        "sample, one line per probability a of keeping a good one, 95% t-intervals; dashed: the "
-        "first fit (real data only). Below the line, verified synthetic data beat the real set."
+        f"{name} at the last generation against the verifier's probability b of dropping a bad "
+        "sample, one line per probability a of keeping a good one, 95% t-intervals; dashed: "
+        "generation 0 (fitted on real data). Below the line, verified synthetic data beat it."
     )
     return [save(fig, exp.path(out, "verifier"), f"{exp.name}: verifier quality", caption)]
 
