@@ -27,7 +27,7 @@ from selfconsume.data.base import GaussianTruth, HasModes
 from selfconsume.data.regression import RegressionTruth
 from selfconsume.errors import ConfigError
 from selfconsume.kinds import CURE_KINDS
-from selfconsume.models.base import Conditional, HasMoments
+from selfconsume.models.base import Conditional, HasMoments, NetworkModel
 from selfconsume.models.regression import HasCoefficients
 from selfconsume.registry import Example, Need, Params, Registry
 from selfconsume.seeding import Streams
@@ -162,8 +162,7 @@ def _generator_weights(model: Any) -> str | None:
         return "gaussian"
     if isinstance(model, HasCoefficients):
         return "regression"
-    net = getattr(model, "net", None)
-    if hasattr(net, "params") and hasattr(net, "ema"):  # a torch family (not imported here)
+    if isinstance(model, NetworkModel):  # a torch family (declared; torch is not imported here)
         return "torch"
     return None
 

@@ -139,6 +139,12 @@ class ShapedImageModel(ImageModel):
     """An image family built with `image_shape=(C, H, W)` as well (a convolutional network)."""
 
 
+class NetworkModel:
+    """Declares a torch family: its replicates' network weights (`net.params`) and their EMA
+    copy (`net.ema`) are lists of tensors (what Neon's weight extrapolation moves). A marker
+    here, so that checking it imports no torch."""
+
+
 class ReadsTruth:
     """Declares a family built with `truth=` the data source (a regression family sampling
     labels with the data's true noise)."""
@@ -204,6 +210,7 @@ __all__ = [
     "HasPopulation",
     "HasProbs",
     "ImageModel",
+    "NetworkModel",
     "ReadsTruth",
     "Model",
     "Params",

@@ -36,7 +36,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from selfconsume.errors import ConfigError
 from selfconsume.memory import Dim, Term
-from selfconsume.models.base import SamplingParams, ShapedImageModel
+from selfconsume.models.base import NetworkModel, SamplingParams, ShapedImageModel
 from selfconsume.models.nets import MLP, Network, UNet
 from selfconsume.registry import Params
 from selfconsume.seeding import Streams
@@ -455,7 +455,7 @@ class BatchedNet:
             self.bad = [q.detach().to(self.device, copy=True) for q in state["bad"]]
 
 
-class TorchFamily(ShapedImageModel):
+class TorchFamily(ShapedImageModel, NetworkModel):
     """Base of the torch families: fit and state through a BatchedNet; subclasses give the loss.
 
     Takes images (`net: unet` for a convolutional network) and, with `conditional: true`, labels:
