@@ -7,7 +7,13 @@ from __future__ import annotations
 import pytest
 
 from selfconsume.errors import ConfigError
-from selfconsume.models.base import MODELS, Conditional, ImageModel, ShapedImageModel
+from selfconsume.models.base import (
+    MODELS,
+    Conditional,
+    ImageModel,
+    NetworkModel,
+    ShapedImageModel,
+)
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
 from selfconsume.models.kde import KDE, KDEParams
 from selfconsume.plan import build, resolve
@@ -29,6 +35,7 @@ def raw(model: dict, data: dict | None = None) -> dict:
 @pytest.fixture
 def plugin(monkeypatch):
     def register(kind: str, family: type, params: type) -> str:
+        MODELS.kinds()  # every built-in module imported first: none registers into the copy
         monkeypatch.setattr(MODELS, "_entries", dict(MODELS._entries))
         MODELS.register(kind, params)(family)
         return kind
@@ -79,3 +86,11 @@ def test_whether_a_model_is_conditional_is_found_at_plan_time(plugin):
     assert conditional.conditional is True and isinstance(conditional.model, Conditional)
     plain = build(resolve(raw({"kind": "ddpm", "params": {**net, "conditional": False}}, DIGITS)))
     assert plain.conditional is False
+
+
+def test_neon_finds_a_torch_family_by_its_declared_base():
+    tiny = {"hidden": 8, "depth": 1, "train_steps": 1, "n_steps": 2}
+    cfg = resolve(raw({"kind": "ddpm", "params": tiny}) | {"cures": {"neon": {"w": 0.5}}})
+    assert isinstance(build(cfg).model, NetworkModel)
+    with pytest.raises(ConfigError, match=r"^cures\.neon needs a family with generator weights"):
+        resolve(raw({"kind": "kde"}) | {"cures": {"neon": {"w": 0.5}}})
