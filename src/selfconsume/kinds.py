@@ -8,6 +8,7 @@ DATA_KINDS = {
     "discrete": "selfconsume.data.discrete",
     "file": "selfconsume.data.files",
     "regression": "selfconsume.data.regression",
+    **dict.fromkeys(("markov_text", "stdlib_text"), "selfconsume.data.text"),
     **dict.fromkeys(("digits", "mnist", "image_file"), "selfconsume.data.images"),
     **dict.fromkeys(
         ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings"),
@@ -23,6 +24,7 @@ MODEL_KINDS = {
     "ddpm": "selfconsume.models.ddpm",
     "flow": "selfconsume.models.flow",
     "regression": "selfconsume.models.regression",
+    "ngram": "selfconsume.models.ngram",
 }
 
 METRIC_KINDS = {
@@ -30,6 +32,7 @@ METRIC_KINDS = {
     "w2": "selfconsume.metrics.gaussian",
     "sliced_w2": "selfconsume.metrics.transport",
     "regression": "selfconsume.metrics.regression",
+    "text": "selfconsume.metrics.text",
     **dict.fromkeys(
         ("mmd", "energy", "modes", "prd", "density_coverage", "nll"),
         "selfconsume.metrics.sample_metrics",

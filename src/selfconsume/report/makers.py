@@ -9,3 +9,4 @@ from selfconsume.report import curves  # noqa: F401  # isort: skip
 from selfconsume.report import sampling_bias  # noqa: F401  # isort: skip
 from selfconsume.report import regression  # noqa: F401  # isort: skip
 from selfconsume.report import cures  # noqa: F401  # isort: skip
+from selfconsume.report import text  # noqa: F401  # isort: skip
