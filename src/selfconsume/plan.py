@@ -34,7 +34,7 @@ from selfconsume.registry import Need, error_line
 from selfconsume.rewards.base import REWARDS, build_reward
 from selfconsume.seeding import Streams
 
-__all__ = ["Plan", "build", "check", "from_json", "image_shape", "load", "resolve"]
+__all__ = ["Plan", "build", "check", "from_json", "image_shape", "load", "resolve", "truth"]
 """The plan's API: load and resolve a config, then build its live objects (`loop.build`)."""
 
 PROBE_SAMPLES = 4

@@ -22,8 +22,8 @@ from selfconsume.report.base import (
     mean_se,
     save,
     t_interval,
+    table_maker,
 )
-from selfconsume.report.base import table_maker
 from selfconsume.report.labels import synthetic_count
 from selfconsume.theory import text as theory
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from selfconsume.data.base import DATA
 from selfconsume.models.base import MODELS
-from selfconsume.plan import image_shape
+from selfconsume.plan import image_shape, truth
 from selfconsume.seeding import Streams
 from selfconsume.testing.base import (
     Case,
@@ -32,7 +32,7 @@ def real_set(case: Case, replicates: int) -> tuple[object, np.ndarray]:
 
 
 def family(case: Case, source: object, replicates: int, seed: int = 0) -> object:
-    """The family built as a run builds it (with the image shape it asks for)."""
+    """The family built as a run builds it (with the image shape or the truth it asks for)."""
     cls = MODELS.get(case.kind).obj
     return cls(
         case.params(),
@@ -40,6 +40,7 @@ def family(case: Case, source: object, replicates: int, seed: int = 0) -> object
         replicates=replicates,
         streams=Streams(seed),
         **image_shape(cls, source),
+        **truth(cls, source),
     )
 
 
