@@ -1,6 +1,6 @@
 """Text figures and tables: the collision probability of self-consuming unigram fits against the
 exact laws of selfconsume.theory.text (Seddik et al.'s under replace, its mixed analogue), and
-the held-out perplexity of every text run.
+the real tokens their samples lost.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _text_runs(exp: Experiment) -> list[RunData]:
 @figure_maker
 def text_collapse(exp: Experiment, out: Path) -> list[Figure]:
     """Collision probability per generation with its 95% interval, the exact law dashed; the
-    median held-out perplexity."""
+    real tokens p_t's samples lost."""
     runs = _text_runs(exp)
     if not runs:
         return []
@@ -71,18 +71,20 @@ def text_collapse(exp: Experiment, out: Path) -> list[Figure]:
         law = collision_law(run)
         if law is not None:
             ax.plot(gens, law, ls="--", color="k", lw=0.8)
-        ax2.plot(gens, np.median(run.metrics["perplexity"], 1), color=line.get_color())
+        lost = run.metrics.get("support_lost_1")
+        if lost is not None:
+            ax2.plot(gens, np.nanmean(lost, 1), color=line.get_color())
     ax.set(xlabel="generation t", ylabel=r"$E\,\sum_w p_t(w)^2$")
     ax.set_title("collision probability (dashed: exact law)")
     ax.legend(fontsize=7)
-    ax2.set(xlabel="generation t", ylabel="median held-out perplexity", yscale="log")
-    ax2.set_title("perplexity of p_t on real text")
+    ax2.set(xlabel="generation t", ylabel="mean fraction of real tokens lost")
+    ax2.set_title("support lost by p_t's samples (support_lost_1)")
     caption = (
         "Left: mean collision probability Σ p_t(w)² of p_t's token law with its 95% t-interval; "
         "dashed, the exact laws of selfconsume.theory.text from generation 0's mean (replace: "
         "Seddik et al.'s 1 − (1 − 1/N)^t (1 − S₀), N tokens per fit; mix: its λ-mixed analogue). "
-        "Right: median perplexity of p_t on held-out real text (∞ once a held-out n-gram is lost "
-        "by a maximum-likelihood fit)."
+        "Right: the mean fraction of the real set's distinct tokens that none of p_t's n_test "
+        "samples contains."
     )
     return [save(fig, exp.path(out, "text"), f"{exp.name}: collision and perplexity", caption)]
 
