@@ -175,12 +175,13 @@ def test_stdlib_text_splits_documents_and_cuts_windows():
         ("data.params.length=100000", "data.params.length"),
         ("data.n_real=1000000", "data.n_real"),
         ("model.params.order=9", "model.params.order"),
+        ("model.params={smoothing: kneser_ney, add_k: 1}", "model.params"),
     ],
 )
 def test_bad_text_input_exits_2_naming_the_key(store_path, override, needle):
     args = ["run", "ngram-theory", "--quick", "--store", str(store_path), "--set"]
     sets = ["data.kind=stdlib_text", "--set", "data.params={length: 64}", "--set", override]
-    if "order" in override:
+    if override.startswith("model"):
         sets = [override]
     result = CliRunner().invoke(app, [*args, *sets])
     lines = [line for line in result.output.strip().splitlines() if line]
@@ -204,3 +205,25 @@ def test_ngram_theory_preset_runs_quick_and_the_report_overlays_the_laws(tmp_pat
     assert len(exp.runs) == 4 and figures[0].path.exists()
     assert {r.run for r in rows} == {r.label for r in exp.runs}
     assert all(abs(r.z) < Z for r in rows)
+
+
+def test_kneser_ney_rows_are_laws_and_match_a_hand_computed_bigram():
+    x = markov(vocab=5, order=2, length=6).sample(2, 40, np.random.default_rng(6))
+    weights = np.random.default_rng(7).random(x.shape[:2])
+    model = NgramModel(
+        NgramParams(order=3, smoothing="kneser_ney", discount=0.6),
+        6,
+        2,
+        Streams(0),
+        truth=markov(vocab=5, length=6),
+    )
+    model.fit(x, weights, 0, False)
+    np.testing.assert_allclose(model.probs.sum(-1), 1.0, rtol=1e-12)
+    assert np.all(model.probs > 0)
+    bigram = fitted(np.array([[[0, 1, 1], [1, 1, 2]]]), order=2, smoothing="kneser_ney")
+    # continuations: 0 follows BOS; 1 follows BOS, 0, 1; 2 follows 1 -> 1/5, 3/5, 1/5 over 5 seen
+    d = 0.75
+    unigram = (np.maximum(np.array([1, 3, 1, 0, 0]) - d, 0) + 3 * d * 0.2) / 5
+    after_one = (np.maximum(np.array([0, 2, 1, 0, 0]) - d, 0) + 2 * d * unigram) / 3
+    np.testing.assert_allclose(bigram.probs[0, 1], after_one)
+    np.testing.assert_allclose(bigram.probs[0, 3], unigram)  # context 3 unseen: the lower order

@@ -9,7 +9,15 @@ C = (V + 1)^(n - 1) contexts the fit is one weighted bincount of (replicate, con
     p(w | c) = (N(c, w) + k) / (N(c) + k V),
 
 add-k smoothing (k = `add_k`; 0 is the maximum-likelihood fit). A context never seen in training
-(N(c) = 0 with k = 0) backs off to the replicate's token frequencies. Log-likelihoods are exact
+(N(c) = 0 with k = 0) backs off to the replicate's token frequencies. `smoothing: kneser_ney` is
+interpolated Kneser-Ney with absolute discount D (`discount`, Chen & Goodman 1998):
+
+    p(w | c) = max(N(c, w) - D, 0) / N(c) + D N1+(c .) / N(c) * p(w | c'),
+
+c' the context without its oldest token; below the top order N counts continuations (the number
+of distinct tokens seen before c' w), and the recursion ends in the continuation unigram
+interpolated with the uniform law, so every token has positive probability. An unseen context
+takes p(w | c') whole. Log-likelihoods are exact
 sums of these log-probabilities. Sampling draws all sequences of all replicates at once, one
 position at a time (a loop over L, never over sequences), from p(. | c)^(1/psi) renormalised:
 psi is the sampling temperature. The fit is a count, not an optimisation, so a warm start means
@@ -18,10 +26,10 @@ nothing (the model ignores `warm`); `accumulate` adds each batch's counts (`fit_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from selfconsume.data.text import Tokens, inverse_cdf_rows
 from selfconsume.errors import ConfigError
@@ -37,6 +45,16 @@ class NgramParams(SamplingParams):
     """n: a token depends on the n - 1 before it (1: unigram)."""
     add_k: float = Field(default=0.0, ge=0, le=1e6)
     """k of add-k smoothing; 0 fits by maximum likelihood (unseen n-grams get probability 0)."""
+    smoothing: Literal["add_k", "kneser_ney"] = "add_k"
+    """add_k, or interpolated Kneser-Ney with absolute discount `discount` (add_k then unused)."""
+    discount: float = Field(default=0.75, gt=0, lt=1)
+    """D of Kneser-Ney."""
+
+    @model_validator(mode="after")
+    def _one_smoothing(self) -> NgramParams:
+        if self.smoothing == "kneser_ney" and self.add_k != 0.0:
+            raise ValueError("add_k is unused with smoothing kneser_ney (leave it at 0)")
+        return self
 
 
 @MODELS.register(
@@ -47,8 +65,8 @@ class NgramParams(SamplingParams):
     ),
 )
 class NgramModel(ReadsTruth):
-    """Add-k smoothed n-gram model per replicate over the data's tokens; params: order, add_k,
-    psi (the sampling temperature)."""
+    """Add-k or Kneser-Ney smoothed n-gram model per replicate over the data's tokens; params:
+    order, add_k, smoothing = add_k | kneser_ney, discount, psi (the sampling temperature)."""
 
     def __init__(
         self,
@@ -62,6 +80,7 @@ class NgramModel(ReadsTruth):
             raise ConfigError("model.kind: the ngram family needs token data (data.kind *_text)")
         self.vocab, self.length = truth.vocab_size, dim
         self.order, self.add_k, self.psi = params.order, params.add_k, params.psi
+        self.smoothing, self.discount = params.smoothing, params.discount
         self.contexts = (self.vocab + 1) ** (self.order - 1)
         size = replicates * self.contexts * self.vocab
         if size > MAX_TABLE:
@@ -110,11 +129,14 @@ class NgramModel(ReadsTruth):
         tokens = counts.sum(1, keepdims=True)
         if np.any(tokens.sum(-1) <= 0):
             raise FloatingPointError("a replicate kept no token to fit its n-gram counts")
+        self.counts = counts
+        if self.smoothing == "kneser_ney":
+            self.probs = kneser_ney(counts, self.vocab, self.discount)
+            return
         k = self.add_k
         backoff = np.broadcast_to(tokens / tokens.sum(-1, keepdims=True), counts.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             smoothed = (counts + k) / (total + k * self.vocab)
-        self.counts = counts
         self.probs = np.where(total + k > 0, smoothed, backoff)
 
     def unigram_probs(self) -> np.ndarray | None:
@@ -145,3 +167,26 @@ class NgramModel(ReadsTruth):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._set(np.asarray(state["counts"], dtype=float))
+
+
+def kneser_ney(counts: np.ndarray, vocab: int, discount: float) -> np.ndarray:
+    """Interpolated Kneser-Ney p(w | c) (R, C, V) from counts (R, C, V), C = (V + 1)^(n - 1)
+    with the oldest token the leading digit of c (see the module docstring)."""
+    r, c, v = counts.shape
+    if c == 1:  # the bottom: counts interpolated with the uniform law
+        return _interpolate(counts, np.full((r, 1, v), 1.0 / v), discount)
+    shorter = counts.reshape(r, vocab + 1, c // (vocab + 1), v)
+    continuation = (shorter > 0).sum(1).astype(float)  # distinct tokens seen before c' w
+    lower = kneser_ney(continuation, vocab, discount)
+    above = np.broadcast_to(lower[:, None], shorter.shape).reshape(r, c, v)
+    return _interpolate(counts, above, discount)
+
+
+def _interpolate(counts: np.ndarray, lower: np.ndarray, discount: float) -> np.ndarray:
+    """max(N - D, 0) / N(c) + (mass removed) / N(c) * lower, the removed mass D N1+(c .) for
+    whole counts (sum min(N, D) for weighted ones, so each row sums to 1); lower where N(c) = 0."""
+    total = counts.sum(-1, keepdims=True)
+    removed = np.minimum(counts, discount).sum(-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (np.maximum(counts - discount, 0) + removed * lower) / total
+    return np.where(total > 0, p, lower)
