@@ -1,7 +1,8 @@
 """The `selfconsume` command line: run, presets, runs, export, report.
 
 Exit codes: 0 success, 2 bad input (one line naming the key or file),
-1 a failure inside a run, 130 / 143 stopped by Ctrl-C / SIGTERM (rerun to resume).
+1 a failure inside a run, 75 a run is being computed by another live process (rerun when it
+ends, or `run --wait`), 130 / 143 stopped by Ctrl-C / SIGTERM (rerun to resume).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 DEFAULT_STORE = Path("runs/store.sqlite")
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 """Characters a terminal acts on (escape sequences, bells, carriage returns, bidi overrides)."""
+EXIT_BUSY = 75
+"""`run`: some run is held by another live process and every other run is done (EX_TEMPFAIL)."""
+MAX_MESSAGE = 500
+"""Characters of a bad-input message printed (a key or value quoted in it may be huge)."""
 StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite store (artifacts beside it).")]
 
 
@@ -49,7 +54,10 @@ def plain(text: object, lines: bool = False) -> str:
 
 
 def _bad_input(message: str) -> typer.Exit:
-    typer.echo(f"error: {plain(message)}", err=True)
+    """Print the message on one line (any line separator a space, cut at MAX_MESSAGE), exit 2."""
+    line = " ".join(plain(message).split())
+    cut = line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
+    typer.echo(f"error: {cut}", err=True)
     return typer.Exit(2)
 
 
@@ -69,18 +77,39 @@ def run(
         float, typer.Option(min=0, help="Seconds a scheduler may have no workers (then exit 1).")
     ] = 60.0,
     quick: Annotated[bool, typer.Option("--quick", help="Use the config's quick scale.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait for runs another process is computing, then report them."
+        ),
+    ] = False,
 ) -> None:
     """Run an experiment (and its sweep), resuming whatever part is already in the store.
 
     A failed run is listed on one line (its traceback is kept in the store:
     `selfconsume runs --traceback RUN_ID`) and the other runs go on; Ctrl-C or
-    SIGTERM stops every worker and marks unfinished runs interrupted."""
+    SIGTERM stops every worker and marks unfinished runs interrupted.
+
+    A run another live process is computing is skipped, and the command exits 75
+    (if nothing failed); with --wait it waits for that process, then reports the
+    run as it ended (or resumes it, if the process stopped before the end).
+
+    Exit codes: 0 all runs done; 1 a run failed; 2 bad input (nothing written);
+    75 a run is busy in another process; 130 / 143 Ctrl-C / SIGTERM."""
     from selfconsume.api import run_experiment
     from selfconsume.sweep.interrupts import Terminated
 
     try:
         outcomes = run_experiment(
-            config, set_ or [], store, executor.value, workers, scheduler, quick, wait_workers
+            config,
+            set_ or [],
+            store,
+            executor.value,
+            workers,
+            scheduler,
+            quick,
+            wait_workers,
+            wait,
         )
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
@@ -101,14 +130,20 @@ def run(
             note = f"traceback: selfconsume runs --store {store} --traceback {o.run_id}"
             typer.echo(f"run {o.run_id} failed: {plain(o.error)} ({note})", err=True)
         elif o.status == "busy":
-            typer.echo(f"run {o.run_id} skipped: {plain(o.error)}; rerun when it ends", err=True)
+            typer.echo(
+                f"run {o.run_id} skipped: {plain(o.error)}; rerun when it ends, or --wait", err=True
+            )
     bad = [o for o in outcomes if o.status == "bad_input"]
     if bad:
         raise _bad_input(bad[0].error or "bad input")
     done = sum(o.status == "done" for o in outcomes)
-    typer.echo(f"{done}/{len(outcomes)} runs done; store: {store}", err=True)
-    if done < len(outcomes):
+    busy = sum(o.status == "busy" for o in outcomes)
+    held = f", {busy} busy in another process" if busy else ""
+    typer.echo(f"{done}/{len(outcomes)} runs done{held}; store: {store}", err=True)
+    if done + busy < len(outcomes):
         raise typer.Exit(1)
+    if busy:
+        raise typer.Exit(EXIT_BUSY)
 
 
 def _quiet_teardown() -> None:

@@ -30,6 +30,7 @@ from pydantic import (
 from selfconsume import flat
 from selfconsume.errors import ConfigError
 from selfconsume.registry import IDENTITY
+from selfconsume.regular import read_regular
 
 MAX_SWEEP_RUNS = 10_000
 
@@ -156,19 +157,44 @@ def config_hash(cfg: Config) -> str:
 # --- loading ---------------------------------------------------------------------------------
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without aliases: `*name` could expand a few lines into gigabytes (an alias bomb)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.YAMLError(f"aliases (*name) are not allowed (line {mark.line + 1})")
-        return super().compose_node(parent, index)
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (a config is a few lines; data belongs in a data file)."""
+MAX_YAML_NODES = 100_000
+"""Most values and collections in one config or `--set` value (parsing is linear in them)."""
+MAX_YAML_DEPTH = 64
+"""Deepest nesting of collections (deeper ones would exhaust the constructor's recursion)."""
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""The safe loader, with libyaml's parser where PyYAML has it (the pure one is 10x slower)."""
 
 
 def safe_yaml(text: str) -> Any:
-    """Parse YAML with the safe loader, refusing aliases."""
-    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506  (a SafeLoader subclass)
+    """Parse YAML with the safe loader, refusing aliases (`*name` could expand a few lines into
+    gigabytes), more than MAX_YAML_NODES nodes, nesting deeper than MAX_YAML_DEPTH, and integers
+    longer than Python converts (ValueError): each a yaml.YAMLError saying which."""
+    _check_events(text)
+    try:
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506  (a safe loader)
+    except ValueError as exc:  # int() of more digits than sys.get_int_max_str_digits()
+        raise yaml.YAMLError(f"a number too long to read ({str(exc).split(':')[0]})") from None
+
+
+def _check_events(text: str) -> None:
+    """Scan the YAML's events (without building anything) for aliases, size and depth."""
+    nodes = depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise yaml.YAMLError(f"aliases (*name) are not allowed (line {line})")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested more than {MAX_YAML_DEPTH} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > MAX_YAML_NODES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_NODES} values")
 
 
 def apply_overrides(
@@ -185,8 +211,9 @@ def apply_overrides(
     for item in overrides:
         key, value = parse_override(item)
         set_path(raw, key, value)
-        if key in (raw.get("sweep") or {}):
-            raw["sweep"] = {k: v for k, v in raw["sweep"].items() if k != key} or None
+        sweep = raw.get("sweep")
+        if isinstance(sweep, dict) and key in sweep:
+            raw["sweep"] = {k: v for k, v in sweep.items() if k != key} or None
     return raw
 
 
@@ -196,12 +223,24 @@ def preset_names() -> list[str]:
 
 
 def read_raw(source: str) -> tuple[dict[str, Any], str]:
-    """Read a YAML file or a preset by name; return the mapping and a label for messages."""
+    """Read a YAML file (UTF-8, at most MAX_CONFIG_BYTES) or a preset by name; return the mapping
+    and a label for messages."""
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{source}: no such config file")
-        text, label = path.read_text(), str(path)
+        label = str(path)
+        try:
+            data = read_regular(path, MAX_CONFIG_BYTES)
+        except OSError as exc:
+            raise ConfigError(f"{label}: cannot read ({exc.strerror or exc})") from None
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{label}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+                "save the config as UTF-8"
+            ) from None
     else:
         if source not in preset_names():
             raise ConfigError(f"{source}: no such preset or file (see `selfconsume presets`)")
@@ -223,8 +262,9 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r}: expected key.path=value")
     try:
         return key.strip(), safe_yaml(value)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {key}: value {value!r} is not valid YAML") from None
+    except yaml.YAMLError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"--set {key}: the value is not valid YAML ({reason})") from None
 
 
 def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -232,7 +272,10 @@ def set_path(raw: dict[str, Any], key: str, value: Any) -> None:
 
     Under `sweep` the rest of the path is one key (`sweep.scheme.lam` sets the sweep over scheme.lam)."""
     if key.startswith("sweep."):
-        raw["sweep"] = {**(raw.get("sweep") or {}), key[len("sweep.") :]: value}
+        sweep = raw.get("sweep") or {}
+        if not isinstance(sweep, dict):
+            raise ConfigError(f"{key}: sweep is not a mapping of key.path: [values]")
+        raw["sweep"] = {**sweep, key[len("sweep.") :]: value}
         return
     node = raw
     parts = key.split(".")

@@ -26,6 +26,7 @@ from selfconsume.metrics.base import METRICS
 from selfconsume.models.base import (
     MODELS,
     ChecksData,
+    ChecksFitSize,
     HasPopulation,
     ImageModel,
     PopulationOnlyParams,
@@ -156,7 +157,8 @@ def _check_population_only(params: Any) -> None:
 
 def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
     """Image data needs a family declared an `ImageModel`; a finite source's parts must hold
-    data.n_real and data.n_test rows."""
+    data.n_real and data.n_test rows; the real set must be large enough for the family's first
+    fit (`ChecksFitSize`)."""
     if isinstance(source, Images) and not issubclass(family, ImageModel):
         raise ConfigError(
             f"model.kind: family {cfg.model.kind!r} cannot take images (data.kind {cfg.data.kind!r})"
@@ -165,6 +167,8 @@ def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
         source.check_sizes(cfg.data.n_real, cfg.data.n_test)
     if isinstance(cfg.model.params, ChecksData):  # what the params ask of the data (labels, images)
         cfg.model.params.check_data(source)
+    if isinstance(cfg.model.params, ChecksFitSize):  # generation 0 fits the real set
+        cfg.model.params.check_fit_size(cfg.data.n_real, "data.n_real")
 
 
 def _check_needs(
@@ -217,7 +221,26 @@ def _check_curation(cfg: Config, source: DataSource, probe: object) -> None:
 
 
 def _probe_reward(cfg: Config, source: DataSource) -> None:
-    """Call the reward on a few real samples, so a reward of the wrong shape is bad input found
-    before the store is opened (a user callable that fails later fails its run)."""
-    reward = build_reward(cfg.curation.reward.kind, cfg.curation.reward.params, source)
-    reward(source.sample(1, PROBE_SAMPLES, np.random.default_rng(0)))
+    """Call the reward on a few real samples, before the store is opened: a reward that cannot
+    score the data (wrong shape, or it raises, or it calls sys.exit) is bad input naming the key
+    and the callable. (A user callable that fails later, on a model's samples, fails its run.)"""
+    spec = cfg.curation.reward
+    reward = build_reward(spec.kind, spec.params, source)
+    try:
+        reward(source.sample(1, PROBE_SAMPLES, np.random.default_rng(0)))
+    except ConfigError:
+        raise
+    except (Exception, SystemExit) as exc:
+        target = getattr(spec.params, "target", None)
+        where = (
+            f"curation.reward.params.target: {target}"
+            if target
+            else f"curation.reward: {spec.kind}"
+        )
+        raise ConfigError(
+            f"{where} raised {_one_line(exc)} on {PROBE_SAMPLES} real samples (before any run)"
+        ) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__

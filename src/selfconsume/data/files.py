@@ -11,8 +11,11 @@ real set and a test set never share a row.
 from __future__ import annotations
 
 import math
+import os
+import warnings
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numpy.lib import format as fmt
@@ -23,8 +26,11 @@ from selfconsume.data.split import partition
 from selfconsume.errors import ConfigError
 from selfconsume.memory import available_bytes
 from selfconsume.registry import Example
+from selfconsume.regular import UnreadableFile, open_regular
 
 MIN_ROWS = 2
+MAX_LINE = 1 << 20
+"""Longest first line of a .csv read to count its columns (a longer one is not a points file)."""
 
 
 class FileParams(Params):
@@ -44,25 +50,19 @@ def _read_header(f: object) -> tuple[tuple[int, ...], np.dtype, int]:
     return shape, dtype, f.tell()
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """Shape, dtype and data offset of a .npy file, read from its header without loading it."""
-    with path.open("rb") as f:
-        return _read_header(f)
-
-
-def npz_header(path: Path, name: str) -> tuple[tuple[int, ...], np.dtype, int] | None:
-    """Shape, dtype and data size in bytes of array `name` of a .npz file, from its header
+def npz_header(f: BinaryIO, name: str) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """Shape, dtype and data size in bytes of array `name` of an open .npz file, from its header
     (None when the archive has no such array); zipfile or ValueError errors when unreadable."""
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(f) as archive:
         if f"{name}.npy" not in archive.namelist():
             return None
         info = archive.getinfo(f"{name}.npy")
-        with archive.open(info) as f:
-            shape, dtype, offset = _read_header(f)
+        with archive.open(info) as member:
+            shape, dtype, offset = _read_header(member)
         return shape, dtype, info.file_size - offset
 
 
-def _npy_problem(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> str | None:
+def _npy_problem(size: int, shape: tuple[int, ...], dtype: np.dtype, offset: int) -> str | None:
     """What is wrong with a .npy file's declared contents, before reading them (None if fine)."""
     if dtype.hasobject:
         return "holds Python objects (dtype object), not numbers"
@@ -73,7 +73,7 @@ def _npy_problem(path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: in
     if len(shape) != 2:
         return f"not a 2-D array of points (shape {shape})"
     need = math.prod(shape) * dtype.itemsize
-    have = path.stat().st_size - offset
+    have = size - offset
     if need > have:
         return f"header claims shape {shape} ({need} bytes) but {have} bytes follow (truncated?)"
     return too_big(math.prod(shape) * 8)
@@ -89,48 +89,51 @@ def too_big(nbytes: int) -> str | None:
 
 def file_columns(path_str: str) -> int:
     """Columns of a points file from its .npy header or its .csv's first line, without loading
-    it; 1 where the file cannot be read (building the source reports that)."""
+    it; 1 where the file cannot be read, or is not a regular file (building the source says so)."""
     path = Path(path_str).expanduser()
     try:
-        if path.suffix == ".npy":
-            shape = _npy_header(path)[0]
-            return shape[1] if len(shape) == 2 else 1
-        if path.suffix == ".npz":  # images (N, H, W[, C]), flattened
-            header = npz_header(path, "x")
-            return math.prod(header[0][1:]) if header and len(header[0]) > 1 else 1
-        with path.open() as f:
-            return len(f.readline().split(","))
-    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile):
+        with open_regular(path) as f:
+            if path.suffix == ".npy":
+                shape = _read_header(f)[0]
+                return shape[1] if len(shape) == 2 else 1
+            if path.suffix == ".npz":  # images (N, H, W[, C]), flattened
+                header = npz_header(f, "x")
+                return math.prod(header[0][1:]) if header and len(header[0]) > 1 else 1
+            return len(f.readline(MAX_LINE).split(b","))
+    except (OSError, ValueError, zipfile.BadZipFile):
         return 1
 
 
-def _load(path: Path) -> np.ndarray:
-    """The file's array: .npy checked from its header first, .csv as comma-separated numbers
+def _load(f: BinaryIO, suffix: str, size: int) -> np.ndarray:
+    """The open file's array: .npy checked from its header first, .csv as comma-separated numbers
     (header optional)."""
-    if path.suffix == ".npy":
-        problem = _npy_problem(path, *_npy_header(path))
+    if suffix == ".npy":
+        problem = _npy_problem(size, *_read_header(f))
         if problem:
             raise _Refused(problem)
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".csv":
-        problem = too_big(4 * path.stat().st_size)  # >= 2 characters per number
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
+    if suffix == ".csv":
+        problem = too_big(4 * size)  # >= 2 characters per number
         if problem:
             raise _Refused(problem)
         try:
-            return np.loadtxt(path, delimiter=",", ndmin=2)
+            return np.loadtxt(f, delimiter=",", ndmin=2)
         except ValueError:
-            if _complex_row(path):
+            f.seek(0)
+            if _complex_row(f.readline(MAX_LINE)):
                 raise _Refused("holds complex numbers; the points must be real") from None
-            return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)
-    raise ValueError(f"unsupported extension {path.suffix!r} (use .npy or .csv)")
+            f.seek(0)
+            with warnings.catch_warnings():  # a header and no rows: said below, in one line
+                warnings.simplefilter("ignore", UserWarning)
+                return np.loadtxt(f, delimiter=",", ndmin=2, skiprows=1)
+    raise ValueError(f"unsupported extension {suffix!r} (use .npy or .csv)")
 
 
-def _complex_row(path: Path) -> bool:
+def _complex_row(line: bytes) -> bool:
     """Whether a .csv's first line is numbers, some complex (data to refuse, not a header to skip)."""
-    with path.open() as f:
-        fields = f.readline().split(",")
     try:
-        return any(complex(x.strip()).imag != 0 for x in fields)
+        return any(complex(x.strip()).imag != 0 for x in line.decode().split(","))
     except ValueError:
         return False
 
@@ -146,13 +149,13 @@ def load_points(path_str: str, dim: int | None = None) -> np.ndarray:
     def fail(problem: str) -> ConfigError:
         return ConfigError(f"data.params.path: {path_str}: {problem}")
 
-    if not path.is_file():
-        raise fail("file not found")
-    if path.stat().st_size == 0:
-        raise fail("the file is empty")
     try:
-        points = _load(path)
-    except _Refused as exc:
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise _Refused("the file is empty")
+            points = _load(f, path.suffix, size)
+    except (_Refused, UnreadableFile) as exc:
         raise fail(str(exc)) from None
     except (OSError, ValueError, TypeError, EOFError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

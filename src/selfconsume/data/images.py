@@ -20,19 +20,24 @@ from __future__ import annotations
 import hashlib
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from selfconsume.data.base import DATA, Params
 from selfconsume.data.files import npz_header, too_big
 from selfconsume.data.split import check_fits, draw_without_replacement, partition
 from selfconsume.errors import ConfigError
 from selfconsume.registry import Example
+from selfconsume.regular import open_regular
 
 MAX_CHANNELS = 4
 """A .npz's last axis longer than this is taken as a mistake (channels-first, or no channel axis)."""
+MAX_CLASSES = 1000
+"""Most classes a .npz's labels `y` may name (the data classifier has one output per class)."""
 
 
 class ImageParams(Params):
@@ -158,11 +163,16 @@ class ImageFileParams(ImageParams):
     path: str
     value_range: tuple[float, float] | None = None
 
-    @model_validator(mode="after")
-    def _range(self) -> ImageFileParams:
-        if self.value_range is not None and not self.value_range[0] < self.value_range[1]:
-            raise ValueError("value_range must be [low, high] with low < high")
-        return self
+    @field_validator("value_range")
+    @classmethod
+    def _range(cls, value_range: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value_range is not None:
+            low, high = value_range
+            if not low < high:
+                raise ValueError("must be [low, high] with low < high")
+            if not math.isfinite(high - low):
+                raise ValueError("high - low overflows a float; narrow the range")
+        return value_range
 
 
 def _numeric(dtype: np.dtype, what: str) -> str | None:
@@ -171,9 +181,10 @@ def _numeric(dtype: np.dtype, what: str) -> str | None:
     return None
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """x and y (or None) of a .npz, headers checked (dtype, shape, size, memory) before reading."""
-    header = npz_header(path, "x")
+def _read_npz(f: BinaryIO) -> tuple[np.ndarray, np.ndarray | None]:
+    """x and y (or None) of an open .npz, headers checked (dtype, shape, size, memory) before
+    reading."""
+    header = npz_header(f, "x")
     if header is None:
         raise ValueError("has no array 'x' (images (N, H, W) or (N, H, W, C))")
     shape, dtype, size = header
@@ -185,14 +196,15 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     problem = problem or too_big(math.prod(shape) * 8)
     if problem:
         raise ValueError(problem)
-    y_header = npz_header(path, "y")
+    y_header = npz_header(f, "y")
     if y_header is not None:
         problem = _numeric(y_header[1], "y")
         if not problem and y_header[0] != shape[:1]:
             problem = f"y has shape {y_header[0]}; it must be ({shape[0]},), one label per image"
         if problem:
             raise ValueError(problem)
-    with np.load(path, allow_pickle=False) as archive:
+    f.seek(0)
+    with np.load(f, allow_pickle=False) as archive:
         return archive["x"], archive["y"] if y_header is not None else None
 
 
@@ -206,10 +218,9 @@ def load_images(params: ImageFileParams) -> tuple[np.ndarray, np.ndarray | None,
 
     if path.suffix != ".npz":
         raise fail("image files must be .npz with an array 'x' (and optionally 'y')")
-    if not path.is_file():
-        raise fail("file not found")
     try:
-        x, y = _read_npz(path)
+        with open_regular(path) as f:
+            x, y = _read_npz(f)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     if x.ndim == 3:
@@ -225,14 +236,21 @@ def load_images(params: ImageFileParams) -> tuple[np.ndarray, np.ndarray | None,
     low, high = params.value_range or (float(x.min()), float(x.max()))
     if low == high:
         raise fail("x is constant; there is nothing to scale to [-1, 1]")
+    if not math.isfinite(high - low):
+        raise fail(f"x spans [{low:g}, {high:g}], too wide to scale; set data.params.value_range")
     if x.min() < low or x.max() > high:
         raise fail(f"x has values outside data.params.value_range [{low}, {high}]")
-    x = (2 * (x - low) / (high - low) - 1).transpose(0, 3, 1, 2).reshape(n, -1)
-    if y is not None:
-        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or np.any(y < 0):
-            raise fail("y must hold class labels 0, 1, 2, ... (non-negative integers)")
-        y = y.astype(np.int64)
-    return x, y, (c, h, w)
+    x = ((x - low) / (high - low) * 2 - 1).transpose(0, 3, 1, 2).reshape(n, -1)
+    return x, None if y is None else _labels(y, fail), (c, h, w)
+
+
+def _labels(y: np.ndarray, fail: Callable[[str], ConfigError]) -> np.ndarray:
+    """Class labels 0..MAX_CLASSES-1 as int64, checked before the cast (1e300 must not wrap)."""
+    if not np.all(np.isfinite(y)) or np.any(y != np.round(y)) or np.any(y < 0):
+        raise fail("y must hold class labels 0, 1, 2, ... (non-negative integers)")
+    if y.max() >= MAX_CLASSES:
+        raise fail(f"y holds label {y.max():g}; labels must be below {MAX_CLASSES} (classes)")
+    return y.astype(np.int64)
 
 
 def example_images(folder: Path) -> dict[str, str]:

@@ -15,6 +15,11 @@ from scipy.special import logsumexp
 from selfconsume.data.base import DATA, Params
 
 LOG_2PI = np.log(2 * np.pi)
+MAX_MODES = 10_000
+"""Most modes of a mixture: every sample is compared with every mode when the density and the
+mode metrics are computed, so the count multiplies the metric arrays."""
+MAX_CELLS = 1000
+"""Most cells per side of a checkerboard (its n_cells^2 / 2 dark squares are kept in memory)."""
 
 
 def _weights(weights: list[float] | None, count: int, what: str) -> np.ndarray:
@@ -40,12 +45,13 @@ def mixture_moments(
 class EightGaussiansParams(Params):
     radius: float = Field(default=2.0, gt=0)
     std: float = Field(default=0.1, gt=0)
-    n_modes: int = Field(default=8, ge=1)
+    n_modes: int = Field(default=8, ge=1, le=MAX_MODES)
     weights: list[float] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> EightGaussiansParams:
-        _weights(self.weights, self.n_modes, "mode")
+        if self.weights is not None:
+            _weights(self.weights, self.n_modes, "mode")
         return self
 
 
@@ -124,7 +130,7 @@ class SwissRoll:
 
 
 class CheckerboardParams(Params):
-    n_cells: int = Field(default=4, ge=2)
+    n_cells: int = Field(default=4, ge=2, le=MAX_CELLS)
     cell: float = Field(default=1.0, gt=0)
 
 

@@ -93,16 +93,17 @@ def run_config(
     """Run (or resume) one config into the store.
 
     Bad input raises ConfigError (before any row is written when the plan cannot be built). Any other
-    exception inside the run is recorded as `failed` with its type and message (its traceback in
-    the store) and returned, so sibling runs go on. An interrupt (KeyboardInterrupt, SystemExit, or
-    an exception from the caller's `on_generation` hook) marks the run `interrupted` and
-    propagates; a rerun resumes it. A run another live process holds is skipped (`busy`)."""
-    plan_error: Exception | None = None
+    exception inside the run, SystemExit included (a user callable calling sys.exit), is recorded
+    as `failed` with its type and message (its traceback in the store) and returned, so sibling
+    runs go on. An interrupt (KeyboardInterrupt, or an exception from the caller's `on_generation`
+    hook) marks the run `interrupted` and propagates; a rerun resumes it. A run another live
+    process holds is skipped (`busy`)."""
+    plan_error: BaseException | None = None
     try:
         plan = build(cfg)
     except ConfigError:
         raise
-    except Exception as exc:  # a bug, or a user callable raising while the plan is built
+    except (Exception, SystemExit) as exc:  # a bug, or a user callable failing in the plan
         plan_error = exc
     try:
         record = store.begin_run(cfg)
@@ -125,9 +126,9 @@ def run_config(
     except ConfigError as exc:
         store.finish_run(run_id, "failed", f"bad input: {exc}")
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         stop = interrupt_behind(exc)
-        if stop is None:
+        if not isinstance(stop, KeyboardInterrupt):
             return _failed(store, run_id, exc)
         store.finish_run(run_id, "interrupted", type(stop).__name__)
         raise stop from None
@@ -163,7 +164,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _failed(store: Store, run_id: str, exc: Exception) -> RunOutcome:
+def _failed(store: Store, run_id: str, exc: BaseException) -> RunOutcome:
     """Record a failure honestly: its type and message, and its traceback, in the store."""
     reason = _one_line(exc)
     store.finish_run(run_id, "failed", reason, traceback="".join(traceback.format_exception(exc)))

@@ -172,6 +172,14 @@ class ChecksData(Protocol):
 
 
 @runtime_checkable
+class ChecksFitSize(Protocol):
+    """Family params that need a least number of samples to fit (one per mixture component):
+    `check_fit_size(n, key)` raises a ConfigError naming the key, at plan time."""
+
+    def check_fit_size(self, n: int, key: str) -> None: ...
+
+
+@runtime_checkable
 class PopulationOnlyParams(Protocol):
     """Family params with keys read only in population mode (`population_only`): set away from
     their defaults in a sampled run they would change nothing, so plan time refuses them."""

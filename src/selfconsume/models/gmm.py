@@ -19,6 +19,7 @@ from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from selfconsume.errors import ConfigError
 from selfconsume.memory import COPIES, FLOAT64, Dim, Term
 from selfconsume.models.base import MODELS, SamplingParams, Streams, tempered
 from selfconsume.models.kde import categorical
@@ -30,6 +31,14 @@ class GMMParams(SamplingParams):
     max_iter: int = Field(default=100, ge=1)
     tol: float = Field(default=1e-3, gt=0)
     reg_covar: float = Field(default=1e-6, ge=0)
+
+    def check_fit_size(self, n: int, key: str) -> None:
+        """EM needs at least one sample per component: a smaller fit set (`key`) is bad input."""
+        if n < self.n_components:
+            raise ConfigError(
+                f"model.params.n_components: {self.n_components} components, but {key} is {n} "
+                "(EM needs at least one sample per component)"
+            )
 
 
 def full_covariances(cov: np.ndarray, kind: str, k: int, d: int) -> np.ndarray:

@@ -28,7 +28,7 @@ def resolve(target: str) -> Callable[[np.ndarray], np.ndarray]:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
-    except Exception as exc:  # any failure to import is bad input
+    except (Exception, SystemExit) as exc:  # any failure to import (sys.exit too) is bad input
         reason = (str(exc).splitlines() or [""])[0]
         raise ValueError(f"cannot import {target!r} ({type(exc).__name__}: {reason})") from None
     if not callable(obj):

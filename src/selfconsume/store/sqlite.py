@@ -246,6 +246,14 @@ class Store(StoreReads):
                 (status, error, traceback, _now(), run_id),
             )
 
+    def holder(self, run_id: str) -> str | None:
+        """The other live process holding the run's lease (`host:pid:token`), or None when the
+        lease is free, ours or its holder is gone (what `begin_run` would take over)."""
+        row = self._exec("SELECT owner, heartbeat FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        if row is None or row[0] in (None, self.owner) or not self._alive(*row):
+            return None
+        return row[0]
+
     def _check_lease(self, run_id: str, owner: str | None, beat: float | None) -> None:
         if owner is None or owner == self.owner or not self._alive(owner, beat):
             return

@@ -374,6 +374,12 @@ def _connect(address: Any) -> Any:
         raise ConfigError(f"--scheduler {address}: cannot connect ({_one_line(exc)})") from None
 
 
+def check_scheduler(address: str) -> None:
+    """ConfigError naming the address unless a scheduler answers there: checked before the store
+    is created, so an unreachable scheduler writes nothing."""
+    _connect(address).close()
+
+
 def _wait_for_workers(client: Any, address: str, seconds: float) -> None:
     try:
         client.wait_for_workers(1, timeout=seconds)
