@@ -30,7 +30,6 @@ from typer.testing import CliRunner
 
 from selfconsume.cli import app
 from selfconsume.testing import ROLES, kinds
-from selfconsume.testing import _entry as entry_of
 from selfconsume.testing import _role as role_module
 from selfconsume.testing.base import Case
 
@@ -65,9 +64,11 @@ def _block(role: str, kind: str, case: Case) -> dict[str, Any]:
     if role == "model":
         return {"model": {"kind": kind, "params": params}}
     if role == "scheme":
-        return {"scheme": {"kind": kind, **params}}
+        return {"scheme": {"kind": kind, "params": params}}
     if role == "selection":
-        return {"curation": role_module(role).curation_block(case)}
+        return {"curation": {"kind": kind, "params": params}}
+    if role == "cure":
+        return {"cures": {kind: params}}
     if role == "reward":
         reward = {"kind": kind, "params": params}
         return {"curation": {"kind": "bradley_terry", "k": 2, "reward": reward}}
@@ -77,7 +78,7 @@ def _block(role: str, kind: str, case: Case) -> dict[str, Any]:
 def base_run(role: str, kind: str, folder: Path) -> dict[str, Any]:
     """A valid raw run config in which the kind plays its role (its example files in folder)."""
     module = role_module(role)
-    case = Case(entry_of(module.REGISTRY, module, kind), module.REGISTRY, folder)
+    case = Case(module.REGISTRY.get(kind), module.REGISTRY, folder)
     raw = _plain(case.run(**_block(role, kind, case)))
     if role == "data" and not case.example.config.get("model"):
         raw["model"] = {"kind": _family_for(raw)}
@@ -110,18 +111,20 @@ def _plain(raw: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(raw))
 
 
+def block_of(role: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The block of a raw run that holds the kind and its `params` (a cure's block is `cures`)."""
+    if role in ("data", "model", "scheme"):
+        return raw[role]
+    if role == "reward":
+        return raw["curation"]["reward"]
+    return raw["cures"] if role == "cure" else raw["curation"]
+
+
 def params_of(role: str, raw: dict[str, Any]) -> dict[str, Any]:
     """The kind's params mapping inside a raw run (created if absent)."""
-    if role == "data":
-        return raw["data"].setdefault("params", {})
-    if role == "model":
-        return raw["model"].setdefault("params", {})
-    if role == "scheme":
-        return raw["scheme"]
-    if role == "reward":
-        return raw["curation"]["reward"].setdefault("params", {})
-    curation = raw["curation"]
-    return curation if "reward" in curation else curation.setdefault("params", {})
+    if role == "cure":
+        return next(iter(raw["cures"].values()))
+    return block_of(role, raw).setdefault("params", {})
 
 
 # --- mutations of a kind's params ---------------------------------------------------------------
@@ -159,18 +162,13 @@ def set_value(role: str, key: str, value: Any) -> Mutate:
 
 def param_mutations(role: str, kind: str) -> list[tuple[str, Mutate]]:
     """Ways to break one kind's params, each bad input for any kind."""
-    module = role_module(role)
-    fields = entry_of(module.REGISTRY, module, kind).params.model_fields
     if role == "metric":
         return [("not-a-list", lambda raw, folder: raw.update(metrics=kind) or [])]
-    out: list[tuple[str, Mutate]] = [("unknown-key", set_value(role, "no_such_param", 1))]
-    if role in ("data", "model", "reward"):
-        out.append(("params-a-list", _params_as_list(role)))
-    if role == "selection" and kind in getattr(module, "RULES", {}):
-        fields = {k: v for k, v in _curation_fields().items() if k in module.RULES[kind]}
-    for name, info in fields.items():
-        if name == "reward":
-            continue
+    out: list[tuple[str, Mutate]] = [
+        ("unknown-key", set_value(role, "no_such_param", 1)),
+        ("params-a-list", _params_as_list(role)),
+    ]
+    for name, info in role_module(role).REGISTRY.get(kind).params.model_fields.items():
         if not _takes(info, "Any", "dict", "Mapping"):
             out.append((f"{name}-a-mapping", set_value(role, name, {"not": "a value"})))
         if not _takes(info, "str", "Any"):
@@ -184,29 +182,23 @@ def param_mutations(role: str, kind: str) -> list[tuple[str, Mutate]]:
 
 def _params_as_list(role: str) -> Mutate:
     def mutate(raw: dict[str, Any], folder: Path) -> list[str]:
-        block = {"data": raw["data"], "model": raw["model"]}.get(role) or raw["curation"]["reward"]
-        block["params"] = [1, 2, 3]
+        if role == "cure":
+            raw["cures"] = {kind: [1, 2, 3] for kind in raw["cures"]}
+        else:
+            block_of(role, raw)["params"] = [1, 2, 3]
         return []
 
     return mutate
-
-
-def _curation_fields() -> dict[str, Any]:
-    from selfconsume.config import CurationConfig
-
-    return CurationConfig.model_fields
 
 
 def unknown_kind(role: str) -> Mutate:
     def mutate(raw: dict[str, Any], folder: Path) -> list[str]:
         if role == "metric":
             raw["metrics"] = ["no_such_metric"]
-        elif role in ("data", "model", "scheme"):
-            raw[role]["kind"] = "no_such_kind"
-        elif role == "reward":
-            raw["curation"]["reward"]["kind"] = "no_such_kind"
+        elif role == "cure":
+            raw["cures"] = {"no_such_cure": {}}
         else:
-            raw["curation"]["kind"] = "no_such_kind"
+            block_of(role, raw)["kind"] = "no_such_kind"
         return []
 
     return mutate
@@ -428,8 +420,7 @@ def available(role: str) -> list[str]:
         kind
         for kind in kinds(role)
         if all(
-            importlib.util.find_spec(name)
-            for name in entry_of(module.REGISTRY, module, kind).example.requires
+            importlib.util.find_spec(name) for name in module.REGISTRY.get(kind).example.requires
         )
     ]
 
