@@ -36,6 +36,8 @@ from selfconsume.testing.base import Case
 SEED = 17
 CPU_SECONDS = 5.0
 MIN_CASES = 300
+PER_KIND = 5
+"""Params mutations drawn per kind besides its unknown key (all of them: ~700 cases, 2x the time)."""
 QUIET = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 """Warning categories Python hides by default; any other warning reaches the user's terminal."""
 MODELS_TO_TRY = ("gmm", "kde", "discrete", "regression", "gaussian")
@@ -169,9 +171,9 @@ def param_mutations(role: str, kind: str) -> list[tuple[str, Mutate]]:
         ("params-a-list", _params_as_list(role)),
     ]
     for name, info in role_module(role).REGISTRY.get(kind).params.model_fields.items():
-        if not _takes(info, "Any", "dict", "Mapping"):
+        if not _takes(info, "Any", "dict", "Mapping"):  # one value of a wrong type per field
             out.append((f"{name}-a-mapping", set_value(role, name, {"not": "a value"})))
-        if not _takes(info, "str", "Any"):
+        elif not _takes(info, "str"):
             out.append((f"{name}-a-string", set_value(role, name, "garbage")))
         if _takes(info, "float") and not _takes(info, "str", "Any"):
             out.append((f"{name}-nan", set_value(role, name, float("nan"))))
@@ -430,7 +432,9 @@ def generate() -> list[Fuzz]:
     cases: list[Fuzz] = []
     for role in ROLES:
         for kind in available(role):
-            for name, mutate in param_mutations(role, kind):
+            mutations = param_mutations(role, kind)
+            picked = mutations[:1] + rng.sample(mutations[1:], min(PER_KIND, len(mutations) - 1))
+            for name, mutate in picked:
                 cases.append(Fuzz(f"{role}-{kind}-{name}", role, kind, mutate))
         cases.append(Fuzz(f"{role}-unknown-kind", role, kinds(role)[0], unknown_kind(role)))
     for kind in ("file", "image_file"):
