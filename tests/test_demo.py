@@ -27,9 +27,17 @@ def test_the_schedule_runs_every_first_fit_before_any_arm_that_waits_for_one():
         ("eight-gaussians-collapse", "stability-lambda", True),  # same data, model and seed
         ("stability-lambda", "stability-lambda-flow", False),  # another family
         ("curated-digits", "curated-digits", False),  # unconditional vs prompt-conditional
+        ("stability-digits", "curated-digits", False),  # the U-Net, conditional vs not
     ],
 )
 def test_arms_share_a_first_model_exactly_when_data_model_and_seed_agree(a, b, shared):
     x, y = load(a, [], quick=True)[0], load(b, [], quick=True)[-1]
     assert x.common_random_numbers and y.common_random_numbers
     assert (first_model_key(x) == first_model_key(y)) == shared
+
+
+def test_the_digits_presets_share_their_unconditional_first_model_at_quick_scale():
+    """The demo's costliest fit is done once: its quick blocks must keep data and model equal."""
+    stability = load("stability-digits", [], quick=True)[0]
+    curated = [c for c in load("curated-digits", [], quick=True) if not c.model.params.conditional]
+    assert curated and {first_model_key(c) for c in curated} == {first_model_key(stability)}
