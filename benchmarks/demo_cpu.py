@@ -78,7 +78,12 @@ def main() -> int:
             print(f"{cfg.name} {cfg.run_id[:8]}: {cpu:.1f} s CPU", file=sys.stderr)
         report = None
         if not args.no_report:
-            cli = [str(Path(sys.executable).parent / "selfconsume"), "report", "--store", str(store)]
+            cli = [
+                str(Path(sys.executable).parent / "selfconsume"),
+                "report",
+                "--store",
+                str(store),
+            ]
             report = timed_child([*cli, "--out", str(tmp / "report")])
     total = sum(per_preset.values())
     longest = max(r["cpu_s"] for r in runs)
