@@ -152,7 +152,9 @@ def test_discrete_replace_with_nothing_kept_fails_naming_the_curation(store_path
     assert store.run(run_id).error.startswith("RunFailed: generation 1: curation threshold kept")
     raw["model"] = {"kind": "discrete", "population": True}
     store, (run_id,) = run_raw(raw, store_path)
-    assert "curation threshold keeps no mass" in store.run(run_id).error
+    assert store.run(run_id).error.startswith(
+        "RunFailed: generation 1: curation threshold kept no mass of replicate(s) [0, 1]"
+    )
 
 
 def with_rejected(real: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

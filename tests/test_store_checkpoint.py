@@ -198,10 +198,13 @@ def test_an_interrupt_during_encoding_waits_until_the_zip_is_whole(monkeypatch):
     done = threading.Event()  # a process has other threads (a queue's feeder, torch's) that
     other = threading.Thread(target=done.wait)  # may receive the signal: it must wait all the same
     other.start()
+    # Ctrl-C must raise here even under a runner started with SIGINT ignored (`nohup make test &`)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             to_bytes({"a": np.arange(3), "b": np.ones(2)})
     finally:
+        signal.signal(signal.SIGINT, previous)
         done.set()
         other.join()
     gc.collect()
