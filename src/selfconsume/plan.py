@@ -158,13 +158,15 @@ def _check_population_only(params: Any) -> None:
 def _check_data_fits(cfg: Config, source: DataSource, family: type) -> None:
     """Image data needs a family declared an `ImageModel`; a finite source's parts must hold
     data.n_real and data.n_test rows; the real set must be large enough for the family's first
-    fit (`ChecksFitSize`)."""
+    fit (`ChecksFitSize`); the feature network the data names must load and work."""
     if isinstance(source, Images) and not issubclass(family, ImageModel):
         raise ConfigError(
             f"model.kind: family {cfg.model.kind!r} cannot take images (data.kind {cfg.data.kind!r})"
         )
     if isinstance(source, HeldOut):
         source.check_sizes(cfg.data.n_real, cfg.data.n_test)
+    if getattr(source, "feature_net", None) is not None:  # a bad network file is bad input
+        source.feature_network()
     if isinstance(cfg.model.params, ChecksData):  # what the params ask of the data (labels, images)
         cfg.model.params.check_data(source)
     if isinstance(cfg.model.params, ChecksFitSize):  # generation 0 fits the real set

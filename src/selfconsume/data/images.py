@@ -22,12 +22,13 @@ import math
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from selfconsume.data.base import DATA, Params
+from selfconsume.data.feature_net import FeatureNet, FeatureNetParams, load_feature_net
 from selfconsume.data.files import npz_header, too_big
 from selfconsume.data.split import check_fits, draw_without_replacement, partition
 from selfconsume.errors import ConfigError
@@ -44,6 +45,10 @@ class ImageParams(Params):
     classifier_fraction: float = Field(default=0.4, ge=0, lt=1)
     test_fraction: float = Field(default=0.3, gt=0, lt=1)
     seed: int = Field(default=0, ge=0)
+    features: FeatureNetParams | None = None
+    """The feature metrics' network, loaded from a local file (None: the data's classifier)."""
+
+    LATER: ClassVar[dict[str, Any]] = {**Params.LATER, "features": None}
 
     @model_validator(mode="after")
     def _fractions(self) -> ImageParams:
@@ -60,6 +65,7 @@ class ImageSet:
     ) -> None:
         self.x = x
         self.image_shape = shape
+        self.feature_net = params.features
         self.dim = math.prod(shape)
         fractions = [params.classifier_fraction, params.test_fraction]
         self.classifier_rows, self.test_rows, self.real_rows = partition(
@@ -82,6 +88,10 @@ class ImageSet:
     def check_sizes(self, n_real: int, n_test: int) -> None:
         check_fits("data.n_real", n_real, self.real_rows, "real pool")
         check_fits("data.n_test", n_test, self.test_rows, "test split")
+
+    def feature_network(self) -> FeatureNet:
+        """The feature network `data.params.features` names, loaded (bad input if it is bad)."""
+        return load_feature_net(self.feature_net, self.image_shape)
 
 
 class LabelledImageSet(ImageSet):
@@ -125,7 +135,8 @@ class LabelledImageSet(ImageSet):
 @DATA.register("digits", ImageParams)
 class Digits(LabelledImageSet):
     """scikit-learn's 1,797 handwritten digits, 8x8 grey levels 0..16 scaled to [-1, 1], labels
-    0..9; params classifier_fraction (0.4), test_fraction (0.3), seed (0, of the split)."""
+    0..9; params classifier_fraction (0.4), test_fraction (0.3), seed (0, of the split),
+    features (the feature metrics' network from a file, `data.feature_net`; None)."""
 
     dim = 64
 
@@ -264,7 +275,7 @@ def example_images(folder: Path) -> dict[str, str]:
 def image_file(params: ImageFileParams) -> ImageSet:
     """A user's images: a .npz with `x` (N, H, W) or (N, H, W, C) and optional labels `y` (N,);
     pixels scaled from value_range (default: x's own min and max) to [-1, 1]; params path,
-    value_range, and the split's classifier_fraction, test_fraction, seed as digits."""
+    value_range, and the split's classifier_fraction, test_fraction, seed and features as digits."""
     x, y, shape = load_images(params)
     if y is None:
         return ImageSet(x, shape, params)

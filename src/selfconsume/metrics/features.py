@@ -1,12 +1,15 @@
-"""Image metrics in the feature space of the data's classifier.
+"""Image metrics in the feature space of the data's classifier, or of a network from a file.
 
 The features of an image are the penultimate layer (128 units) of the data's CNN
 (rewards.image_classifier, trained once on the classifier split with seed 0 and cached), the same
-network as the `classifier_confidence` reward. Every group compares n_test samples of p_t with the
+network as the `classifier_confidence` reward; or, when `data.params.features` names one, the
+output of a TorchScript network from a local file (`data.feature_net`: Inception-v3 pool features
+give FID). The `classes` group always reads the data's classifier. Every group compares n_test samples of p_t with the
 test set, and `fls` and `memorization` also with the real set p_t was trained on:
 
 - `fd`: the Fréchet distance between Gaussians fitted to the two feature sets, |m1 - m2|^2 +
-  tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2). An FID analogue on another network: not FID.
+  tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2). On the data's classifier an FID analogue, not FID; on
+  Inception-v3 pool features from a file, FID.
 - `feature_prd`: precision, recall (Kynkäänniemi et al., 2019), density and coverage (Naeem et al.,
   2020) with 5-NN balls, the functions of metrics.sample_metrics applied to features (the same names
   as the pixel-space `prd` and `density_coverage` groups: list one or the other).
@@ -19,6 +22,7 @@ test set, and `fls` and `memorization` also with the real set p_t was trained on
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import logsumexp
@@ -36,6 +40,10 @@ from selfconsume.metrics.sample_metrics import (
 )
 from selfconsume.registry import Example, Need
 
+if TYPE_CHECKING:
+    from selfconsume.data.feature_net import FeatureNet
+    from selfconsume.rewards.image_classifier import ImageClassifier
+
 FEATURE_SEED = 0
 """Seed of the classifier whose features the metrics use (the reward's default seed)."""
 FLS_ITERATIONS = 50
@@ -50,33 +58,53 @@ ON_DIGITS = Example(
     config={"data": {"kind": "digits"}, "model": {"kind": "kde", "params": {"bandwidth": 0.2}}}
 )
 """The run the contract suite checks the feature metrics in: digits fitted by a KDE."""
-IMAGE_FEATURES = Need(
-    "labelled image data (digits, mnist, image_file with y): features come from its classifier",
+LABELLED_IMAGES = Need(
+    "labelled image data (digits, mnist, image_file with y): it reads the data's classifier",
     lambda source, model: isinstance(source, Images) and isinstance(source, HasLabels),
+)
+IMAGE_FEATURES = Need(
+    "labelled image data (digits, mnist, image_file with y) or a feature network "
+    "(data.params.features)",
+    lambda source, model: (
+        isinstance(source, Images)
+        and (isinstance(source, HasLabels) or getattr(source, "feature_net", None) is not None)
+    ),
 )
 
 
 class Features:
-    """The classifier and the features of a context's samples, test set and real set, each
-    computed once per generation and shared by the groups (`Features.of` keeps it on the context)."""
+    """The feature network (the file `data.params.features` names, else the data's classifier)
+    and the features of a context's samples, test set and real set, each computed once per
+    generation and shared by the groups (`Features.of` keeps it on the context)."""
 
     def __init__(self, ctx: MetricContext) -> None:
+        self.ctx = ctx
+
+    @cached_property
+    def classifier(self) -> ImageClassifier:
+        """The data's classifier (the `classes` group reads it whatever the features are)."""
         from selfconsume.rewards.image_classifier import data_classifier
 
-        self.ctx = ctx
-        self.classifier = data_classifier(ctx.source, FEATURE_SEED)
+        return data_classifier(self.ctx.source, FEATURE_SEED)
+
+    @cached_property
+    def network(self) -> FeatureNet | ImageClassifier:
+        """What the features come from: the file's network, else the data's classifier."""
+        if getattr(self.ctx.source, "feature_net", None) is not None:
+            return self.ctx.source.feature_network()
+        return self.classifier
 
     @cached_property
     def samples(self) -> np.ndarray:
-        return self.classifier.features(self.ctx.samples)
+        return self.network.features(self.ctx.samples)
 
     @cached_property
     def test(self) -> np.ndarray:
-        return self.classifier.features(self.ctx.test)
+        return self.network.features(self.ctx.test)
 
     @cached_property
     def real(self) -> np.ndarray:
-        return self.classifier.features(self.ctx.real)
+        return self.network.features(self.ctx.real)
 
     @staticmethod
     def of(ctx: MetricContext) -> Features:
@@ -195,7 +223,8 @@ def _per_batch(fn, *arrays: np.ndarray) -> MetricValues:
 @METRICS.register("fd", needs=[IMAGE_FEATURES], example=ON_DIGITS, outputs=("fd",))
 def fd(ctx: MetricContext) -> MetricValues:
     """fd: Fréchet distance between the classifier features of p_t's samples and of the test set
-    (an FID analogue on the data's own classifier; not FID)."""
+    (on the data's own classifier an FID analogue, not FID; FID on Inception-v3 features from a
+    file, data.params.features)."""
     feats = Features.of(ctx)
     if min(feats.samples.shape[1], feats.test.shape[1]) < 2:
         raise ConfigError("metrics: fd needs data.n_test >= 2")
@@ -232,7 +261,7 @@ def fls(ctx: MetricContext) -> MetricValues:
 
 @METRICS.register(
     "classes",
-    needs=[IMAGE_FEATURES],
+    needs=[LABELLED_IMAGES],
     example=ON_DIGITS,
     outputs=("class_hist_{j}", "class_entropy", "confidence_mean", "classifier_accuracy"),
 )

@@ -109,7 +109,7 @@ class DDPM(TorchFamily):
         super().__init__(params, dim, replicates, streams, image_shape)
         self.beta = betas(params.schedule, params.n_steps)
         self.abar = np.cumprod(1.0 - self.beta)
-        self.abar_t = torch.as_tensor(self.abar, dtype=torch.float32)
+        self.abar_t = self.constant(self.abar)
 
     def loss(self, net: Net, x: Tensor, u: Tensor, z: Tensor) -> Tensor:
         """Squared error of the eps or v prediction per sample, t = floor(T u) or floor(T u^2)."""

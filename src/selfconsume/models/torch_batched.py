@@ -487,6 +487,16 @@ class TorchFamily(ShapedImageModel, NetworkModel):
         self.conditional = params.conditional
         self.net = BatchedNet(params, dim, replicates, streams, self.purpose, image_shape)
 
+    @property
+    def device(self) -> torch.device:
+        """The device every tensor of the family lives on: the network's (`device` param)."""
+        return self.net.device
+
+    def constant(self, values: np.ndarray) -> Tensor:
+        """A float32 constant of the family (a noise schedule) on its device: families create
+        the tensors they keep here, so none is left on the CPU beside a CUDA network."""
+        return torch.as_tensor(values, dtype=torch.float32, device=self.device)
+
     def loss(self, net: Net, x: Tensor, u: Tensor, z: Tensor) -> Tensor:
         raise NotImplementedError
 
