@@ -15,7 +15,10 @@ from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.rewards.base import build_reward
 from selfconsume.seeding import Streams
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+    pytest.mark.filterwarnings("ignore:.torch.jit.*:DeprecationWarning"),
+]
 CUDA = torch.device("cuda")
 SAMPLERS = {"ddpm-mlp-ancestral": {}, "ddpm-mlp-ddim-v": {}, "flow-mlp": {"sampler": "euler"}}
 

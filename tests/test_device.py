@@ -26,7 +26,12 @@ VARIANTS = {
     "ddpm-unet": ("ddpm", {"n_steps": 5, **UNET}),
     "ddpm-conditional": ("ddpm", {"n_steps": 5, **CONDITIONAL}),
     "ddpm-negative-guidance": ("ddpm", {"n_steps": 5, **NEGATIVE}),
+    "ddpm-early-guidance": (
+        "ddpm",
+        {"n_steps": 5, "negative_guidance": {"w": 0.5, "bad": "early"}},
+    ),
     "flow-mlp": ("flow", {"n_ode_steps": 2}),
+    "flow-ot-euler": ("flow", {"n_ode_steps": 2, "coupling": "ot", "sampler": "euler"}),
     "flow-unet-conditional": ("flow", {"n_ode_steps": 2, **UNET, **CONDITIONAL}),
     "flow-negative-guidance": ("flow", {"n_ode_steps": 2, **NEGATIVE}),
 }
