@@ -16,8 +16,10 @@ from typer.testing import CliRunner
 
 from selfconsume.cli import app
 from selfconsume.data.base import DATA
+from selfconsume.errors import ConfigError
 from selfconsume.metrics import features
 from selfconsume.metrics.base import METRICS, MetricContext
+from selfconsume.plan import resolve
 from selfconsume.seeding import Streams
 
 GROUPS = ["fd", "feature_prd", "fls", "memorization"]
@@ -105,16 +107,19 @@ def test_images_are_resized_and_repeated_to_the_networks_input(tmp_path):
     np.testing.assert_allclose(net.features(images), np.repeat(v[None, :, None], 3, -1), atol=1e-6)
 
 
-def run(tmp_path: Path, spec: dict) -> tuple[object, Path]:
-    """`selfconsume run` of a one-generation KDE on digits with the feature groups and `spec`."""
+def run(tmp_path: Path, spec: dict, data: dict | None = None) -> tuple[object, Path]:
+    """`selfconsume run` of a one-generation KDE on `data` (digits) with the feature groups and
+    the feature network `spec`."""
+    data = data or {"kind": "digits", "params": {}}
     raw = {
         "name": "features-from-a-file",
         "replicates": 2,
         "generations": 1,
-        "data": {"kind": "digits", "n_real": 60, "n_test": 40, "params": {"features": spec}},
+        "data": {**data, "n_real": 60, "n_test": 40},
         "model": {"kind": "kde", "params": {"bandwidth": 0.3}},
         "metrics": GROUPS,
     }
+    raw["data"]["params"] = {**data["params"], "features": spec}
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(raw))
     store = tmp_path / "store.sqlite"
@@ -126,6 +131,19 @@ def test_a_run_with_a_feature_network_stores_every_group(tmp_path):
     result, store = run(tmp_path, {"kind": "torchscript", "path": str(path)})
     assert result.exit_code == 0, result.output
     assert store.exists()
+
+
+def test_unlabelled_images_take_the_feature_groups_from_a_file_network(tmp_path):
+    """Without labels there is no data classifier: a file network is what the groups need."""
+    images = tmp_path / "images.npz"
+    np.savez(images, x=np.random.default_rng(0).integers(0, 256, (400, 4, 4)))
+    data = {"kind": "image_file", "params": {"path": str(images)}}
+    path = export(Linear(np.eye(3, 16), np.zeros(3)), tmp_path / "net.pt")
+    result, store = run(tmp_path, {"path": str(path)}, data)
+    assert result.exit_code == 0, result.output
+    raw = {"name": "x", "data": {**data, "n_real": 60, "n_test": 40}, "model": {"kind": "kde"}}
+    with pytest.raises(ConfigError, match="metrics: fd needs labelled image data"):
+        resolve({**raw, "metrics": ["fd"]})
 
 
 BAD = {
