@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -27,6 +27,9 @@ KEY = "data.params.features"
 PROBE_IMAGES = 2
 """Images of zeros the network maps when it is loaded: its output must be (2, f), finite."""
 _LOADED: dict[tuple, FeatureNet] = {}
+Channels = Annotated[int, Field(ge=1, le=4)]
+Side = Annotated[int, Field(ge=1, le=1024)]
+"""Bounds of `input_size`: images of at most 4 channels and 1024 x 1024 pixels."""
 
 
 class FeatureNetParams(Params):
@@ -34,10 +37,10 @@ class FeatureNetParams(Params):
 
     kind: Literal["torchscript"] = "torchscript"
     path: str = Field(min_length=1)
-    input_size: tuple[int, int, int] | None = None
+    input_size: tuple[Channels, Side, Side] | None = None
     """(C, H, W) the network takes; None: the data's image shape."""
     device: Literal["auto", "cpu", "cuda"] = "cpu"
-    batch_size: int = Field(default=256, ge=1)
+    batch_size: int = Field(default=256, ge=1, le=4096)
 
 
 @dataclass
