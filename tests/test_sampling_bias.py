@@ -169,6 +169,8 @@ def test_every_family_takes_psi_and_psi_one_is_the_default(kind):
     base = {"name": "id", "data": {"kind": "eight_gaussians", "n_real": 10}}
     if kind == "discrete":
         base["data"] = {"kind": "discrete", "n_real": 10, "params": {"probs": [0.5, 0.5]}}
+    if "data" in MODELS.get(kind).example.config:  # a family that needs its own data (ngram: text)
+        base["data"] = {"n_real": 10, **MODELS.get(kind).example.config["data"]}
     ids = [
         resolve({**base, "model": {"kind": kind, "params": params}}).run_id
         for params in ({}, {"psi": 1.0}, {"psi": 0.5})
