@@ -32,7 +32,7 @@ METRIC_KINDS = {
     "w2": "selfconsume.metrics.gaussian",
     "sliced_w2": "selfconsume.metrics.transport",
     "regression": "selfconsume.metrics.regression",
-    "text": "selfconsume.metrics.text",
+    **dict.fromkeys(("text", "p0_perplexity"), "selfconsume.metrics.text"),
     **dict.fromkeys(
         ("mmd", "energy", "modes", "prd", "density_coverage", "nll"),
         "selfconsume.metrics.sample_metrics",

@@ -106,6 +106,8 @@ class Entry(Generic[T]):
     example: Example = Example()
     outputs: tuple[str, ...] = ()
     """The value names a metric group outputs (`metrics.base.MetricRegistry`; empty elsewhere)."""
+    reference: bool = False
+    """Whether a metric group reads the frozen generation-0 model (`metrics.base`; else False)."""
 
 
 def error_line(exc: ValidationError, where: str) -> str:

@@ -57,13 +57,10 @@ def is_conditional(model: object) -> bool:
     return isinstance(model, Conditional) and model.conditional
 
 
-def build(cfg: Config) -> Plan:
-    """Instantiate the data source, the model family, the scheme, the reward or score and the
-    cures of a run."""
-    source = DATA.get(cfg.data.kind).obj(cfg.data.params)
-    streams = Streams(cfg.seed, arm_key(cfg))
+def make_model(cfg: Config, source: DataSource, streams: Streams) -> Model:
+    """A fresh instance of the run's model family (the run's model, or a frozen copy of p_0)."""
     family = MODELS.get(cfg.model.kind).obj
-    model = family(
+    return family(
         cfg.model.params,
         dim=source.dim,
         replicates=cfg.replicates,
@@ -71,6 +68,14 @@ def build(cfg: Config) -> Plan:
         **image_shape(family, source),
         **truth(family, source),
     )
+
+
+def build(cfg: Config) -> Plan:
+    """Instantiate the data source, the model family, the scheme, the reward or score and the
+    cures of a run."""
+    source = DATA.get(cfg.data.kind).obj(cfg.data.params)
+    streams = Streams(cfg.seed, arm_key(cfg))
+    model = make_model(cfg, source, streams)
     scheme = scheme_of(cfg.scheme, cfg.data.n_real)
     reward, selection = None, None
     if cfg.curation is not None:

@@ -4,7 +4,9 @@ Generation 0 fits the real set (once for the arms of a sweep that share it: `fir
 training set with the scheme, and fits p_{t+1} from scratch or warm-started; the configured cures
 (`loop.cures`) act at their hooks: on p_0, on the synthetic samples, on the training weights. In
 population mode the family's exact infinite-sample update replaces sampling and fitting. Every generation's metrics and
-checkpoint commit together, so a rerun resumes after the last committed generation.
+checkpoint commit together, so a rerun resumes after the last committed generation. A run whose
+metrics read p_0 (`p0_perplexity`) keeps a frozen copy of the generation-0 model beside the one it
+retrains; every checkpoint carries it too, so a resumed run compares with the same p_0.
 
 The loop writes finished generations to a `Sink`: the store itself in-process; on a worker, a sink
 that ships each generation back to the one process that writes the store (`sweep.wire`). What a
@@ -19,6 +21,7 @@ without knowing about labels; the column is split off before fitting and before 
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +32,13 @@ import numpy as np
 from selfconsume.config import Config
 from selfconsume.data.base import Images, draw_test_set
 from selfconsume.errors import ConfigError, RunBusy, RunFailed, interrupt_behind
-from selfconsume.loop.build import Plan, build
+from selfconsume.loop.build import Plan, build, make_model
 from selfconsume.loop.curation import require_kept
 from selfconsume.loop.first_model import fit_first
 from selfconsume.loop.schemes import Pool
 from selfconsume.loop.selection import Candidates, ExactCuration, RewardFree, curate
 from selfconsume.metrics.base import METRICS, MetricContext
-from selfconsume.models.base import FitsIncrementally
+from selfconsume.models.base import FitsIncrementally, Model
 from selfconsume.store.sqlite import Store
 
 SNAPSHOT_REPLICATES = 4
@@ -255,6 +258,7 @@ def run_generations(
     )
     pool = _resume(plan, resume)
     keep_pool = _keeps_pool(plan)
+    reference = _resumed_reference(plan, resume)
     for t in range(resume.start, cfg.generations + 1):
         diagnostics: dict[str, np.ndarray] = {}
         batch = None
@@ -289,13 +293,38 @@ def run_generations(
                 x, labels = split_labels(plan, xy)
                 diagnostics = model.fit(x, w, t, cfg.model.warm_start, **labels)
         _check_finite(diagnostics, model, t)
-        metrics, ctx = _metrics(plan, split_labels(plan, real)[0], test, t)
+        if t == 0 and keeps_reference(cfg):
+            reference = frozen_copy(plan, model.state_dict())
+        metrics, ctx = _metrics(plan, split_labels(plan, real)[0], test, t, reference)
         metrics.update({f"train_{k}": np.asarray(v, dtype=float) for k, v in diagnostics.items()})
-        sink.commit_generation(
-            run_id, t, metrics, {"model": model.state_dict()}, _snapshot(plan, ctx), batch
-        )
+        checkpoint = {"model": model.state_dict()}
+        if reference is not None:
+            checkpoint["reference"] = reference.state_dict()
+        sink.commit_generation(run_id, t, metrics, checkpoint, _snapshot(plan, ctx), batch)
         if on_generation is not None:
             on_generation(t)
+
+
+def keeps_reference(cfg: Config) -> bool:
+    """Whether a configured metric group reads p_0 (registered with `reference=True`)."""
+    return any(METRICS.get(name).reference for name in cfg.metrics)
+
+
+def frozen_copy(plan: Plan, state: dict[str, Any]) -> Model:
+    """p_0 frozen: a second instance of the run's family holding a copy of generation 0's state,
+    which the metrics compare p_t with while the run's model trains on."""
+    reference = make_model(plan.cfg, plan.source, plan.streams)
+    reference.load_state_dict(copy.deepcopy(state))
+    return reference
+
+
+def _resumed_reference(plan: Plan, resume: Resume) -> Model | None:
+    """p_0 of a resumed run that keeps one, from its checkpoint (None for a fresh run)."""
+    if resume.checkpoint is None or not keeps_reference(plan.cfg):
+        return None
+    if "reference" not in resume.checkpoint:
+        raise RunFailed("the checkpoint holds no generation-0 model to compare with")
+    return frozen_copy(plan, resume.checkpoint["reference"])
 
 
 def _population_step(plan: Plan, real: np.ndarray, t: int) -> None:
@@ -332,9 +361,10 @@ def _check_finite(diagnostics: dict[str, np.ndarray], model: object, t: int) -> 
 
 
 def _metrics(
-    plan: Plan, real: np.ndarray, test: np.ndarray, t: int
+    plan: Plan, real: np.ndarray, test: np.ndarray, t: int, reference: Model | None
 ) -> tuple[dict[str, np.ndarray], MetricContext]:
-    """Every configured metric of generation t, and the context (its samples, drawn once)."""
+    """Every configured metric of generation t, and the context (its samples, drawn once; p_0
+    frozen as `reference` where a group reads it)."""
     cfg = plan.cfg
     ctx = MetricContext(
         model=plan.model,
@@ -346,6 +376,7 @@ def _metrics(
         reward=plan.reward,
         beta=plan.selection.beta if plan.selection is not None else 1.0,
         population=cfg.model.population,
+        reference=reference,
     )
     out: dict[str, np.ndarray] = {}
     for name in cfg.metrics:

@@ -5,14 +5,16 @@ returning named arrays of shape (replicates,): one stored value per (replicate, 
 Each group declares the names it outputs when it registers (`outputs=`): plain snake_case names,
 or an indexed series such as `mass_{i}` (mass_0, mass_1, ...). `presets --kinds`, the report and
 the contract suite read these declarations; a group may leave out a name it cannot compute for a
-run (`std` in more than one dimension), never output one it did not declare.
+run (`std` in more than one dimension), never output one it did not declare. A group registered
+with `reference=True` also reads p_0, the generation-0 model, frozen (`MetricContext.reference`):
+the loop keeps a copy of it only for runs that ask for such a group.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -38,6 +40,8 @@ class MetricContext:
     reward: Callable[[np.ndarray], np.ndarray] | None = None
     beta: float = 1.0
     population: bool = False
+    reference: Any = None
+    """p_0, the generation-0 model, frozen (a group registered with `reference=True`; else None)."""
 
     @cached_property
     def samples(self) -> np.ndarray:
@@ -74,12 +78,21 @@ class MetricRegistry(Registry[Metric]):
         needs: Sequence[Need] = (),
         example: Example | None = None,
         outputs: Sequence[str] = (),
+        reference: bool = False,
     ) -> Callable[[Metric], Metric]:
-        """Register a metric group as `kind`, declaring the names it outputs (required)."""
+        """Register a metric group as `kind`, declaring the names it outputs (required) and
+        whether it reads the frozen generation-0 model (`reference`)."""
         bad = [o for o in outputs if not OUTPUT.match(o)]
         if not outputs or bad:
             raise ValueError(f"metric {kind!r} must declare snake_case outputs (got {outputs!r})")
-        return super().register(kind, params, needs, example, outputs)
+        wrap = super().register(kind, params, needs, example, outputs)
+
+        def wrap_reference(obj: Metric) -> Metric:
+            wrap(obj)
+            self._entries[kind] = replace(self._entries[kind], reference=reference)
+            return obj
+
+        return wrap_reference
 
     def declared(self, kind: str, name: str) -> str | None:
         """The declared output of group `kind` that a stored `name` is (None: undeclared)."""

@@ -1,9 +1,13 @@
 """Metrics of a text model p_t: perplexity on held-out real text, distinct-n and the real n-gram
-support its samples lost, its token law's entropy and collision probability, and the per-token KL
-to a source with an exact law.
+support its samples lost, its token law's entropy and collision probability, the per-token KL
+to a source with an exact law (group `text`), and the perplexity of p_t's samples under the
+generation-0 model p_0 with its quantiles (group `p0_perplexity`, Shumailov et al.'s histograms).
 
-Sample-based values read ctx.samples (n_test sequences of p_t per replicate); n-grams never cross
-a sequence's end.
+Any family with exact log-likelihoods (`HasLogProb`: ngram, transformer) works; the token law is
+the family's own where it has one (`unigram_probs`), else its samples' frequencies. Sample-based
+values read ctx.samples (n_test sequences of p_t per replicate); n-grams never cross a sequence's
+end. Every sequence is a window of L tokens (no end token), so sequence-length statistics do not
+apply: a window's length is L by construction.
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ def token_law(ctx: MetricContext, vocab: int) -> np.ndarray:
 @METRICS.register(
     "text",
     needs=[
-        model_is(HasLogProb, "a family with exact log-likelihoods (model.kind ngram)"),
-        data_is(Tokens, "token data (data.kind markov_text or stdlib_text)"),
+        model_is(HasLogProb, "a family with exact log-likelihoods (ngram, transformer)"),
+        data_is(Tokens, "token data (data.kind markov_text, stdlib_text or text_file)"),
     ],
     example=Example(
         config={
@@ -111,4 +115,37 @@ def text(ctx: MetricContext) -> MetricValues:
     out["collision"] = (p**2).sum(1)
     if isinstance(ctx.source, KnownLanguage):
         out["kl_per_token"] = (ctx.source.log_prob(ctx.test) - log_q).mean(1) / length
+    return out
+
+
+PERCENTILES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99)
+"""Levels k of p0_perplexity_q{k}: enough for the report to draw each generation's histogram
+(`report.text`), q50, q90 and q99 being the tail Shumailov et al. watch."""
+
+
+@METRICS.register(
+    "p0_perplexity",
+    needs=[
+        model_is(HasLogProb, "a family with exact log-likelihoods (ngram, transformer)"),
+        data_is(Tokens, "token data (data.kind markov_text, stdlib_text or text_file)"),
+    ],
+    example=Example(
+        config={
+            "data": {"kind": "markov_text", "params": {"vocab": 4, "length": 6}},
+            "model": {"kind": "ngram"},
+        }
+    ),
+    outputs=("p0_perplexity", "p0_perplexity_q{k}"),
+    reference=True,
+)
+def p0_perplexity(ctx: MetricContext) -> MetricValues:
+    """Perplexity of p_t's samples under p_0, the generation-0 model (Shumailov et al.):
+    p0_perplexity = exp(mean of -log p_0(x) / L over the samples), and p0_perplexity_q{k} the k-th
+    percentile of the samples' own perplexities exp(-log p_0(x) / L) (inverted CDF, so always a
+    sample's value; inf where p_0 gives a sample probability 0)."""
+    length = ctx.samples.shape[-1]
+    nll = -ctx.reference.log_prob(ctx.samples) / length
+    out = {"p0_perplexity": np.exp(nll.mean(1))}
+    levels = np.percentile(nll, PERCENTILES, axis=1, method="inverted_cdf")
+    out.update({f"p0_perplexity_q{k}": np.exp(q) for k, q in zip(PERCENTILES, levels, strict=True)})
     return out

@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from selfconsume.data.base import draw_test_set
+from selfconsume.loop.run import frozen_copy
 from selfconsume.metrics.base import METRICS, MetricContext
 from selfconsume.plan import build
 from selfconsume.testing.base import Case, R, assert_first_replicates, assert_same
@@ -24,6 +25,7 @@ def evaluate(case: Case, replicates: int = R) -> dict[str, np.ndarray]:
     real = plan.source.sample(replicates, cfg.data.n_real, streams.per_replicate("real", 0))
     test = draw_test_set(plan.source, replicates, cfg.data.n_test, streams.per_replicate("test", 0))
     plan.model.fit(real, None, 0, False)
+    reference = frozen_copy(plan, plan.model.state_dict()) if case.entry.reference else None
     ctx = MetricContext(
         model=plan.model,
         source=plan.source,
@@ -33,6 +35,7 @@ def evaluate(case: Case, replicates: int = R) -> dict[str, np.ndarray]:
         streams=streams,
         reward=plan.reward,
         beta=plan.selection.beta if plan.selection is not None else 1.0,
+        reference=reference,
     )
     return {k: np.asarray(v, dtype=float) for k, v in METRICS.get(case.kind).obj(ctx).items()}
 
