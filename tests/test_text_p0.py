@@ -134,3 +134,29 @@ def test_text_metrics_take_any_family_with_log_likelihoods(store_path, uniform_f
         np.testing.assert_allclose(metric(store, rid, name), 8.0)  # V: uniform over 8 tokens
     entropy = metric(store, rid, "unigram_entropy")  # from 40 x 5 sampled tokens
     assert np.all((entropy > np.log(8) - 0.2) & (entropy <= np.log(8)))
+
+
+def test_the_mixture_histogram_of_percentiles_is_the_pooled_samples_share_per_bin():
+    from selfconsume.report.text import mixture_histogram
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(2.0, [[0.3], [0.6]], (2, 20_000))  # two replicates' log perplexities
+    log_q = np.percentile(values, PERCENTILES, axis=1).T
+    edges = np.linspace(1.4, 2.6, 13)  # inside every replicate's q1..q99
+    pooled = np.histogram(values.ravel(), edges)[0] / values.size
+    np.testing.assert_allclose(mixture_histogram(log_q, edges), pooled, atol=0.01)
+    assert mixture_histogram(np.full((1, len(PERCENTILES)), np.inf), edges).sum() == 0.0
+
+
+def test_the_report_draws_the_histograms_and_their_tail(tmp_path):
+    from selfconsume.report.html import load_experiments
+    from selfconsume.report.text import p0_perplexity_histograms
+    from selfconsume.store.reader import StoreReader
+
+    store = tmp_path / "s.sqlite"
+    run_raw(unigram_run(3, replicates=4), store)
+    with StoreReader(store) as reader:
+        (exp,) = load_experiments(reader)
+        figures = p0_perplexity_histograms(exp, tmp_path)
+    assert [f.path.name for f in figures] == ["p0-p0-perplexity.png", "p0-p0-perplexity-tail.png"]
+    assert all(f.path.exists() and f.svg.exists() for f in figures)

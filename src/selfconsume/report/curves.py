@@ -53,8 +53,9 @@ def legend_columns(labels: list[str]) -> int:
 
 SERIES_FIGURES = {"mass_": ("mass-curves", "Mass per mode or state")}
 """Figures of the indexed series the metrics declare, by stem (others: `<stem>-curves`)."""
-DRAWN_ELSEWHERE = {"class_hist_"}
-"""Series another maker draws: the class histograms of `report.images`."""
+DRAWN_ELSEWHERE = {"class_hist_", "p0_perplexity_q"}
+"""Series another maker draws: the class histograms of `report.images`, the perplexity
+percentiles under p_0 of `report.text`."""
 
 
 def series(exp: Experiment) -> dict[str, list[str]]:
