@@ -8,7 +8,7 @@ DATA_KINDS = {
     "discrete": "selfconsume.data.discrete",
     "file": "selfconsume.data.files",
     "regression": "selfconsume.data.regression",
-    **dict.fromkeys(("markov_text", "stdlib_text"), "selfconsume.data.text"),
+    **dict.fromkeys(("markov_text", "stdlib_text", "text_file"), "selfconsume.data.text"),
     **dict.fromkeys(("digits", "mnist", "image_file"), "selfconsume.data.images"),
     **dict.fromkeys(
         ("eight_gaussians", "two_moons", "swiss_roll", "checkerboard", "rings"),

@@ -13,6 +13,10 @@ permutation seeded with `seed`, into disjoint classifier / test / real parts, as
 does; each part is its documents joined by a blank line and cut into non-overlapping windows of L
 characters. A replicate's real set is n_real distinct windows of the real part, its test set n_test
 distinct windows of the test part. The corpus is read once per process.
+
+`text_file` is a user's own corpus, cut and split the same way (`CharacterCorpus`): a UTF-8 file
+whose documents are separated by blank lines, or a folder whose files (hidden ones skipped) are one
+document each. A byte that is not UTF-8 is bad input naming the file and its byte offset.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import re
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +37,7 @@ from selfconsume.data.base import DATA, Params
 from selfconsume.data.split import check_fits, draw_without_replacement, partition
 from selfconsume.errors import ConfigError
 from selfconsume.registry import Example
+from selfconsume.regular import read_regular
 
 MAX_STATES = 2**20
 """Most entries of the Markov source's transition table, V^(k+1)."""
@@ -38,6 +45,8 @@ SKIPPED = frozenset(
     {"test", "tests", "idlelib", "site-packages", "dist-packages", "lib2to3", "turtledemo"}
 )
 """Standard-library folders that hold test data, tools or third-party code, not documentation."""
+MAX_CORPUS_BYTES = 256 * 2**20
+"""Most bytes a text_file corpus may hold (a file, or a folder's files together)."""
 
 
 @runtime_checkable
@@ -234,15 +243,12 @@ def stdlib_docstrings() -> tuple[str, ...]:
     return tuple(docs)
 
 
-@DATA.register("stdlib_text", StdlibTextParams, example=Example({"length": 16}))
-class StdlibText:
-    """The standard library's docstrings as character windows of L (R, n, L), split by document
-    into classifier / test / real parts; params: length, classifier_fraction, test_fraction, seed."""
+class CharacterCorpus:
+    """Documents of text as character windows of L (R, n, L), split by document into disjoint
+    classifier / test / real parts (see the module docstring); built by a kind from its documents
+    and its params (length, classifier_fraction, test_fraction, seed)."""
 
-    def __init__(self, params: StdlibTextParams) -> None:
-        docs = stdlib_docstrings()
-        if not docs:
-            raise ConfigError("data.kind: stdlib_text found no docstring in the standard library")
+    def __init__(self, docs: Sequence[str], params: StdlibTextParams) -> None:
         self.alphabet = sorted(set("".join(docs)) | {"\n"})
         self.vocab_size, self.dim = len(self.alphabet), params.length
         code = {c: i for i, c in enumerate(self.alphabet)}
@@ -285,3 +291,111 @@ class StdlibText:
         what = "part (windows of data.params.length)"
         check_fits("data.n_real", n_real, np.arange(len(self.real_windows)), f"real {what}")
         check_fits("data.n_test", n_test, np.arange(len(self.test_windows)), f"test {what}")
+
+
+@DATA.register("stdlib_text", StdlibTextParams, example=Example({"length": 16}))
+class StdlibText(CharacterCorpus):
+    """The standard library's docstrings as character windows of L (R, n, L), split by document
+    into classifier / test / real parts; params: length, classifier_fraction, test_fraction, seed."""
+
+    def __init__(self, params: StdlibTextParams) -> None:
+        docs = stdlib_docstrings()
+        if not docs:
+            raise ConfigError("data.kind: stdlib_text found no docstring in the standard library")
+        super().__init__(docs, params)
+
+
+class TextFileParams(StdlibTextParams):
+    path: str
+    """A UTF-8 text file (documents separated by blank lines) or a folder (one file a document)."""
+
+
+def _decoded(path: Path, data: bytes) -> str:
+    """UTF-8 text with Unix line ends (a leading byte-order mark dropped); bad bytes are a
+    ConfigError naming the file and the offset of the first one."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"data.params.path: {path}: not UTF-8 at byte offset {exc.start} ({exc.reason})"
+        ) from None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def corpus_files(root: Path) -> list[Path]:
+    """A folder's files in path order, subfolders too, hidden files and folders skipped."""
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        found += [Path(folder, name) for name in names if not name.startswith(".")]
+    return sorted(found)
+
+
+def read_documents(path: Path) -> list[str]:
+    """A folder's files (hidden ones skipped, in path order, subfolders too), one document each,
+    or one file's paragraphs (split at blank lines); at most MAX_CORPUS_BYTES in all."""
+    if path.is_dir():
+        files = corpus_files(path)
+        docs, left = [], MAX_CORPUS_BYTES
+        for file in files:
+            data = _read(file, left)
+            left -= len(data)
+            docs.append(_decoded(file, data).strip())
+    else:
+        text = _decoded(path, _read(path, MAX_CORPUS_BYTES))
+        docs = [d.strip() for d in re.split(r"\n[ \t]*\n", text)]
+    docs = [d for d in docs if d]
+    if not docs:
+        raise ConfigError(f"data.params.path: {path}: no text")
+    return docs
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    try:
+        return read_regular(path, max_bytes)
+    except OSError as exc:
+        raise ConfigError(f"data.params.path: {path}: {exc}") from None
+
+
+@DATA.register(
+    "text_file",
+    TextFileParams,
+    example=Example(
+        lambda folder: {"path": str(write_example_corpus(folder / "corpus.txt")), "length": 16}
+    ),
+)
+class TextFile(CharacterCorpus):
+    """A user's UTF-8 corpus as character windows of L (R, n, L), split by document into
+    classifier / test / real parts; params: path (a file of blank-line-separated documents, or a
+    folder of one document per file), length, classifier_fraction, test_fraction, seed."""
+
+    def __init__(self, params: TextFileParams) -> None:
+        super().__init__(read_documents(Path(params.path)), params)
+
+
+def write_example_corpus(path: Path, documents: int = 60) -> Path:
+    """A small corpus of numbered English paragraphs (for examples and tests)."""
+    words = [
+        "the",
+        "model",
+        "is",
+        "retrained",
+        "on",
+        "its",
+        "own",
+        "text",
+        "and",
+        "the",
+        "tails",
+        "of",
+        "its",
+        "law",
+        "fade",
+        "away",
+    ]
+    rng = np.random.default_rng(0)
+    paragraphs = [
+        f"Paragraph {i}: " + " ".join(rng.choice(words, 24)) + "." for i in range(documents)
+    ]
+    path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
+    return path
