@@ -57,13 +57,15 @@ def test_ngram_counts_give_add_k_probabilities_and_exact_log_likelihoods():
     model = fitted(x, order=2, add_k=0.5)
     # after BOS: 0 once, 1 once; after 1: 1 twice (0 1 1, 1 1 2), 2 once; after 0: 1 once
     bos, one = model.contexts - 1, 1
-    np.testing.assert_allclose(model.probs[0, bos], (np.array([1, 1, 0, 0, 0]) + 0.5) / 4.5)
-    np.testing.assert_allclose(model.probs[0, one], (np.array([0, 2, 1, 0, 0]) + 0.5) / 5.5)
+    np.testing.assert_allclose(model.conditionals[0, bos], (np.array([1, 1, 0, 0, 0]) + 0.5) / 4.5)
+    np.testing.assert_allclose(model.conditionals[0, one], (np.array([0, 2, 1, 0, 0]) + 0.5) / 5.5)
     expected = np.log(1.5 / 4.5) + np.log(1.5 / 3.5) + np.log(2.5 / 5.5)  # 0 | BOS, 1 | 0, 1 | 1
     assert model.log_prob(np.array([[[0, 1, 1]]]))[0, 0] == pytest.approx(expected)
     mle = fitted(x, order=2)
     assert mle.log_prob(np.array([[[2, 0, 0]]]))[0, 0] == -np.inf  # 2 never opens a sequence
-    np.testing.assert_allclose(mle.probs[0, 3], [1 / 6, 2 / 3, 1 / 6, 0, 0])  # unseen: backs off
+    np.testing.assert_allclose(
+        mle.conditionals[0, 3], [1 / 6, 2 / 3, 1 / 6, 0, 0]
+    )  # unseen: backs off
 
 
 def test_ngram_samples_follow_the_fitted_conditionals():
@@ -73,21 +75,21 @@ def test_ngram_samples_follow_the_fitted_conditionals():
     counts = model.count(y, None)
     total = counts.sum(-1, keepdims=True)
     seen = np.broadcast_to(total > 200, counts.shape)
-    p = model.probs[seen]
+    p = model.conditionals[seen]
     se = np.sqrt(p * (1 - p) / np.broadcast_to(total, counts.shape)[seen])
     z = np.abs(counts[seen] / np.broadcast_to(total, counts.shape)[seen] - p) / np.maximum(
         se, 1e-12
     )
     assert seen.sum() > 100 and z.max() < 5.5  # ~1,000 cells, each a binomial proportion
-    assert np.all(counts[model.probs == 0] == 0)  # a zero-probability n-gram is never drawn
+    assert np.all(counts[model.conditionals == 0] == 0)  # a zero-probability n-gram is never drawn
 
 
 def test_temperature_sharpens_the_token_law():
     x = markov(vocab=5, order=0, length=8).sample(1, 200, np.random.default_rng(3))
     base, cold = fitted(x, order=1), fitted(x, order=1, psi=0.5)
     y, z = (m.sample(4000, np.random.default_rng(4), 1) for m in (base, cold))
-    top = np.argmax(base.probs[0, 0])
-    p2 = base.probs[0, 0] ** 2 / (base.probs[0, 0] ** 2).sum()
+    top = np.argmax(base.conditionals[0, 0])
+    p2 = base.conditionals[0, 0] ** 2 / (base.conditionals[0, 0] ** 2).sum()
     share = (z == top).mean(axis=(1, 2))
     assert abs(share[0] - p2[top]) < 5 * np.sqrt(p2[top] * (1 - p2[top]) / z.size)
     assert share[0] > (y == top).mean()
@@ -218,12 +220,14 @@ def test_kneser_ney_rows_are_laws_and_match_a_hand_computed_bigram():
         truth=markov(vocab=5, length=6),
     )
     model.fit(x, weights, 0, False)
-    np.testing.assert_allclose(model.probs.sum(-1), 1.0, rtol=1e-12)
-    assert np.all(model.probs > 0)
+    np.testing.assert_allclose(model.conditionals.sum(-1), 1.0, rtol=1e-12)
+    assert np.all(model.conditionals > 0)
     bigram = fitted(np.array([[[0, 1, 1], [1, 1, 2]]]), order=2, smoothing="kneser_ney")
     # continuations: 0 follows BOS; 1 follows BOS, 0, 1; 2 follows 1 -> 1/5, 3/5, 1/5 over 5 seen
     d = 0.75
     unigram = (np.maximum(np.array([1, 3, 1, 0, 0]) - d, 0) + 3 * d * 0.2) / 5
     after_one = (np.maximum(np.array([0, 2, 1, 0, 0]) - d, 0) + 2 * d * unigram) / 3
-    np.testing.assert_allclose(bigram.probs[0, 1], after_one)
-    np.testing.assert_allclose(bigram.probs[0, 3], unigram)  # context 3 unseen: the lower order
+    np.testing.assert_allclose(bigram.conditionals[0, 1], after_one)
+    np.testing.assert_allclose(
+        bigram.conditionals[0, 3], unigram
+    )  # context 3 unseen: the lower order

@@ -160,3 +160,10 @@ def test_the_report_draws_the_histograms_and_their_tail(tmp_path):
         figures = p0_perplexity_histograms(exp, tmp_path)
     assert [f.path.name for f in figures] == ["p0-p0-perplexity.png", "p0-p0-perplexity-tail.png"]
     assert all(f.path.exists() and f.svg.exists() for f in figures)
+
+
+def test_metrics_of_a_categorical_law_refuse_the_ngram_family():
+    from selfconsume.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a discrete model"):
+        resolve(unigram_run(1, replicates=2, metrics=["entropy"]))

@@ -51,6 +51,7 @@ REWARD_KINDS = {
     **dict.fromkeys(
         ("table", "distance", "mode_preference", "linear", "log_density"), "selfconsume.rewards.toy"
     ),
+    **dict.fromkeys(("lexicon", "char_class", "text_classifier"), "selfconsume.rewards.text"),
 }
 
 SELECTION_KINDS = {

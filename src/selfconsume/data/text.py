@@ -58,6 +58,15 @@ class Tokens(Protocol):
 
 
 @runtime_checkable
+class Characters(Protocol):
+    """Character tokens: token i is the character alphabet[i]."""
+
+    alphabet: list[str]
+    vocab_size: int
+    dim: int
+
+
+@runtime_checkable
 class KnownLanguage(Protocol):
     """A language with an exact law: every sequence's log-probability and its entropy."""
 

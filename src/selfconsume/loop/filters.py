@@ -4,8 +4,9 @@ question), each built from the real set and used by the rule of its `params.sele
 
 Both score in a feature space (`FeatureMap`): the samples themselves for vectors; for labelled
 images (digits, mnist, image_file with y) the 128-d penultimate features of the data's classifier
-(rewards.image_classifier, the network of the `fd` / `feature_prd` metrics), projected on the top
-`components` principal components of the real set's features. The projection is what makes a
+(rewards.image_classifier, the network of the `fd` / `feature_prd` metrics), and for token windows
+(text) each window's token frequencies (V-d), both projected on the top `components` principal
+components of the real set's features (token ids are labels, not coordinates). The projection is what makes a
 density or a classifier of 500 images well posed: about half of the ReLU units are dead (constant
 0) on digits, so the feature covariance is singular, and its top 10 directions (about the 9 that
 separate 10 class means) hold 98% of the variance. Directions with no variance on the real set are
@@ -41,6 +42,7 @@ from pydantic import Field, PositiveFloat
 from scipy.special import expit
 
 from selfconsume.data.base import Categorical, HasLabels, Images
+from selfconsume.data.text import Tokens
 from selfconsume.loop.selection import SELECTIONS, RewardFree, RewardFreeParams
 from selfconsume.models.kde import KDE, KDEParams
 from selfconsume.registry import Need
@@ -59,7 +61,8 @@ COMPONENTS = 10
 10 classes; see the module docstring)."""
 
 SCOREABLE = Need(
-    "continuous vectors or labelled images (digits, mnist, image_file with y), not discrete states",
+    "continuous vectors, token windows or labelled images (digits, mnist, image_file with y), "
+    "not discrete states",
     lambda source, model: (
         not isinstance(source, Categorical)
         and (not isinstance(source, Images) or isinstance(source, HasLabels))
@@ -92,8 +95,8 @@ class LikelihoodParams(FilterParams):
 
 class FeatureMap:
     """Where a filter scores samples (R, ..., d): the samples themselves for vectors; for labelled
-    images the data classifier's features projected on the top principal components of the real
-    set's features (`fit` once per real set)."""
+    images the data classifier's features, for token windows their token frequencies, projected
+    on the top principal components of the real set's features (`fit` once per real set)."""
 
     def __init__(self, source: object, components: int) -> None:
         self.components = components
@@ -103,6 +106,9 @@ class FeatureMap:
             from selfconsume.rewards.image_classifier import data_classifier
 
             self.embed = data_classifier(source, FEATURE_SEED).features
+        elif isinstance(source, Tokens):
+            vocab = source.vocab_size
+            self.embed = lambda x: token_frequencies(x, vocab)
 
     def fit(self, real: np.ndarray) -> np.ndarray:
         """Fix the projection on real sets (R, n, d); returns their features (R, n, k)."""
@@ -121,6 +127,14 @@ class FeatureMap:
         if self.embed is None:
             return x
         return np.matmul(self.embed(x), self.basis)
+
+
+def token_frequencies(x: np.ndarray, vocab: int) -> np.ndarray:
+    """Each window's token frequencies (R, m, V) of token windows x (R, m, L)."""
+    r, m, length = x.shape
+    flat = np.arange(r * m)[:, None] * vocab + x.reshape(r * m, length).astype(np.int64)
+    counts = np.bincount(flat.ravel(), minlength=r * m * vocab)
+    return counts.reshape(r, m, vocab) / length
 
 
 def standardise(real: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

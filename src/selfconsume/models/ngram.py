@@ -89,7 +89,8 @@ class NgramModel(ReadsTruth):
                 f"{self.vocab} tokens exceed {MAX_TABLE:.0e} table entries"
             )
         self.counts = np.zeros((replicates, self.contexts, self.vocab))
-        self.probs = np.full(self.counts.shape, 1.0 / self.vocab)
+        self.conditionals = np.full(self.counts.shape, 1.0 / self.vocab)
+        """p(w | c), (R, C, V) (not `probs`: the family is no categorical law over states)."""
 
     def context_ids(self, x: np.ndarray) -> np.ndarray:
         """The context index (R, m, L) of every position of sequences x (R, m, L)."""
@@ -131,22 +132,22 @@ class NgramModel(ReadsTruth):
             raise FloatingPointError("a replicate kept no token to fit its n-gram counts")
         self.counts = counts
         if self.smoothing == "kneser_ney":
-            self.probs = kneser_ney(counts, self.vocab, self.discount)
+            self.conditionals = kneser_ney(counts, self.vocab, self.discount)
             return
         k = self.add_k
         backoff = np.broadcast_to(tokens / tokens.sum(-1, keepdims=True), counts.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             smoothed = (counts + k) / (total + k * self.vocab)
-        self.probs = np.where(total + k > 0, smoothed, backoff)
+        self.conditionals = np.where(total + k > 0, smoothed, backoff)
 
     def unigram_probs(self) -> np.ndarray | None:
         """p_t's token law (R, V), exact for a unigram model (order 1); None otherwise."""
-        return self.probs[:, 0] if self.order == 1 else None
+        return self.conditionals[:, 0] if self.order == 1 else None
 
     def sample(self, n: int, rng: np.random.Generator, generation: int) -> np.ndarray:
         """Sequences (R, n, L), every replicate and sequence at once, a loop over positions."""
-        r, c, v = self.probs.shape
-        cdf = np.cumsum(tempered(self.probs.reshape(r * c, v), self.psi), axis=1)
+        r, c, v = self.conditionals.shape
+        cdf = np.cumsum(tempered(self.conditionals.reshape(r * c, v), self.psi), axis=1)
         out = np.empty((r, n, self.length), dtype=np.int64)
         context = np.full((r, n), c - 1, dtype=np.int64)  # all beginning-of-sequence
         rows = np.arange(r)[:, None] * c
@@ -160,7 +161,7 @@ class NgramModel(ReadsTruth):
         r = x.shape[0]
         rows = np.arange(r)[:, None, None] * self.contexts + self.context_ids(x)
         with np.errstate(divide="ignore"):
-            return np.log(self.probs.reshape(-1, self.vocab)[rows, x]).sum(-1)
+            return np.log(self.conditionals.reshape(-1, self.vocab)[rows, x]).sum(-1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"counts": self.counts}
