@@ -37,12 +37,36 @@ every t; with R = S(p_0), c = (1 - w)^2 (1 - 1/N_s) and b = (1 - (1 - w)^2) R + 
 
 given the real set. lambda -> inf (w -> 0) gives back the replace law; lambda = 0 keeps S = R. The
 fixed point S* exceeds R by (1 - w)^2 (1 - R) / (N_s (1 - c)) only: real data bounds the collapse.
+
+Support lost (the ngram family fitted by maximum likelihood, add_k = 0, psi = 1, under replace).
+An n-gram survives a fit when the training set holds it at least once.
+
+- Unigram (order 1), over generations. A token of probability q appears among N i.i.d. tokens
+  with probability 1 - (1 - q)^N. Its count in the next fit is Bin(N, q) whatever the other tokens
+  do (a multinomial's marginal), and its probability there is count / N, so its count X_t alone is
+  a Markov chain (neutral Wright-Fisher): X_1 ~ Bin(N, p_0(w)), X_{t+1} ~ Bin(N, X_t / N), 0
+  absorbing. P(w lost by generation t) = P(X_t = 0), a row of the (N + 1)-state chain's t-th
+  power (`unigram_support_lost`); the expected share of p_0's tokens lost is its mean over them.
+  It tends to 1 - 1/|support of p_0| as t grows: in the end one token holds all N draws.
+- Order n, one generation, given p_t. Sampling walks a chain on contexts (the n - 1 previous
+  tokens, beginning-of-sequence padded) from the all-BOS context; n-gram g = (c, w) is absent
+  from one sequence of L tokens iff the walk never takes the step c -> w, whose probability
+  P_g = 1' (Q_g)^L e_BOS is the walk with that one step removed (a sub-stochastic matrix). The
+  m training sequences are independent, so g is absent from all with probability P_g^m and
+
+      E[n-grams of p_{t+1}] = sum_g (1 - P_g^m),   g over every (c, w) with p_t(w | c) > 0
+
+  (unreachable contexts give P_g = 1; the rows of unseen contexts, backed off to the token
+  frequencies, count where the walk reaches them). E[support lost] is p_t's reachable n-grams
+  minus that (`ngram_support_step`). Over several generations the tables are random and the
+  step law is not linear in them, so no closed form follows for n >= 2 (E f(p_t) != f(E p_t)).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import binom
 
 
 def seddik(m: ArrayLike, n: int, s0: ArrayLike) -> np.ndarray:
@@ -68,3 +92,45 @@ def collision_mix(t: ArrayLike, n_real_tokens: int, n_synthetic_tokens: int, s0:
     b = (1 - (1 - w) ** 2) * r + (1 - w) ** 2 / n_synthetic_tokens
     fixed = b / (1 - c)
     return fixed + c**t * (r - fixed)
+
+
+def unigram_support_lost(t: int, n_tokens: int, p0: np.ndarray) -> np.ndarray:
+    """E[share of p_0's tokens with p_t(w) = 0] (...,) under replace, for unigram laws p0 (..., V)
+    fitted by maximum likelihood on n_tokens tokens per generation (see the module docstring)."""
+    p0 = np.asarray(p0, dtype=float)
+    if t == 0:
+        return np.zeros(p0.shape[:-1])
+    states = np.arange(n_tokens + 1)
+    step = binom.pmf(states[None, :], n_tokens, states[:, None] / n_tokens)  # (N+1, N+1)
+    law = binom.pmf(states, n_tokens, p0[..., None])  # X_1 of each token, (..., V, N+1)
+    for _ in range(t - 1):
+        law = law @ step
+    kept = p0 > 0
+    return np.where(kept, law[..., 0], 0.0).sum(-1) / kept.sum(-1)
+
+
+def ngram_support_step(
+    conditionals: np.ndarray, vocab: int, n_sequences: int, length: int
+) -> tuple[float, float]:
+    """(reachable n-grams of p_t, E[n-grams of p_{t+1}]) for one replicate's table p(w | c)
+    (C, V), C = (V + 1)^(n - 1) contexts as the ngram family indexes them, when p_{t+1} is the
+    maximum-likelihood fit of n_sequences sequences of L tokens sampled from p_t (psi = 1)."""
+    contexts = conditionals.shape[0]
+    nxt = (np.arange(contexts)[:, None] * (vocab + 1) + np.arange(vocab)[None, :]) % contexts
+    move = np.zeros((contexts * vocab, contexts))
+    move[np.arange(contexts * vocab), nxt.ravel()] = 1.0  # step (c, w) -> next context
+    grams = np.flatnonzero(conditionals.ravel() > 0)  # every g = c * V + w of positive p
+    state = np.zeros((len(grams), contexts))
+    state[:, contexts - 1] = 1.0  # all beginning-of-sequence
+    reach = state[:1].copy()
+    reached = np.zeros(contexts, dtype=bool)
+    rows = np.arange(len(grams))
+    for _ in range(length):
+        reached |= reach[0] > 0
+        flow = state[:, :, None] * conditionals[None]  # (G, C, V)
+        flow.reshape(len(grams), -1)[rows, grams] = 0.0  # never take step g
+        state = flow.reshape(len(grams), -1) @ move
+        reach = (reach[:, :, None] * conditionals[None]).reshape(1, -1) @ move
+    absent = state.sum(1)
+    reachable = int(reached[grams // vocab].sum())
+    return float(reachable), float(np.sum(1.0 - absent**n_sequences))
