@@ -25,6 +25,7 @@ MODEL_KINDS = {
     "flow": "selfconsume.models.flow",
     "regression": "selfconsume.models.regression",
     "ngram": "selfconsume.models.ngram",
+    "transformer": "selfconsume.models.transformer",
 }
 
 METRIC_KINDS = {

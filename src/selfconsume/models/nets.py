@@ -32,10 +32,14 @@ GROUPS = 8
 """GroupNorm groups of the U-Net (fewer when a width is not a multiple)."""
 
 
-class Network(Protocol):
-    """A network over stacked parameters (see the module docstring)."""
+class Initialised(Protocol):
+    """A network over stacked parameters: `init` draws them, replicate r's from gens[r]."""
 
     def init(self, gens: list[torch.Generator]) -> list[Tensor]: ...
+
+
+class Network(Initialised, Protocol):
+    """A network over stacked parameters (see the module docstring)."""
 
     def __call__(self, params: list[Tensor], x: Tensor, t: Tensor, y: Tensor | None) -> Tensor: ...
 

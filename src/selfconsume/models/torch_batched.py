@@ -1,7 +1,9 @@
 """Shared machinery of the torch families: one network per replicate, all replicates trained at once.
 
-Replicate r owns slice [r] of every stacked parameter (the networks are in `models.nets`: an MLP
-of `torch.baddbmm` layers, or a convolutional U-Net for images); one Adam updates the stacked
+`Trainer` is the one training loop of every torch family (the diffusion and flow families through
+`BatchedNet`, the transformer of `models.transformer` directly): replicate r owns slice [r] of
+every stacked parameter (the networks are in `models.nets`: an MLP of `torch.baddbmm` layers, or
+a convolutional U-Net for images; and `models.gpt`, a causal transformer); one Adam updates the stacked
 tensors (Adam is per element, so replicates do not mix), gradients are clipped per replicate, and
 every random draw of replicate r comes from its own CPU generator. So replicate r trains exactly
 as it would alone: adding replicates changes no replicate's numbers.
@@ -37,7 +39,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from selfconsume.errors import ConfigError
 from selfconsume.memory import Dim, Term
 from selfconsume.models.base import NetworkModel, SamplingParams, ShapedImageModel
-from selfconsume.models.nets import MLP, Network, UNet
+from selfconsume.models.nets import MLP, Initialised, Network, UNet
 from selfconsume.registry import Params
 from selfconsume.seeding import Streams
 
@@ -46,6 +48,9 @@ Net = Callable[[Tensor, Tensor], Tensor]
 """A network bound to parameters (and labels): (x (R, B, d), t (R, B) in [0, 1]) -> (R, B, d)."""
 LossFn = Callable[[Net, Tensor, Tensor, Tensor], Tensor]
 """(net, data batch (R, B, d), uniforms (R, B), normals (R, B, d)) -> per-sample loss (R, B)."""
+StepLoss = Callable[[list[Tensor], Tensor, Tensor, Tensor], Tensor]
+"""(live parameters, minibatch row indices (R, B), uniforms (R, B, k), normals (R, B, ...)) ->
+per-row loss (R, B): one training step's loss, as `Trainer.optimise` asks for it."""
 
 SMALL_NET = {"hidden": 16, "depth": 2, "train_steps": 30, "finetune_steps": 10, "batch_size": 32}
 """A net small enough for the contract suite's examples (seconds on a CPU)."""
@@ -74,9 +79,28 @@ class NegativeGuidance(Params):
         return v
 
 
-class NetParams(SamplingParams):
-    """Parameters shared by the torch families (network, optimiser, EMA, normalisation; psi
-    scales the initial noise of sampling, negative_guidance steers it away from a bad model)."""
+class TrainParams(SamplingParams):
+    """The optimiser, EMA and device of a family trained by `Trainer` (psi: its sampling bias)."""
+
+    train_steps: int = Field(default=2000, ge=1)
+    finetune_steps: int | None = Field(default=None, ge=1)
+    """Adam steps of a warm-started generation (fine-tuning); None means train_steps."""
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=1e-3, gt=0)
+    ema_decay: float = Field(default=0.999, ge=0, lt=1)
+    """The cap of the EMA's warm-up decay; the EMA restarts with every fit (see Trainer)."""
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    """Where to train and sample: `auto` is CUDA when present, else the CPU."""
+
+    def steps(self, warm: bool) -> int:
+        """Adam steps of a fit: `finetune_steps` when warm (and set), else `train_steps`."""
+        return self.finetune_steps if warm and self.finetune_steps else self.train_steps
+
+
+class NetParams(TrainParams):
+    """Parameters of the diffusion and flow families (network, normalisation; psi scales the
+    initial noise of sampling, negative_guidance steers it away from a bad model)."""
 
     hidden: int = Field(default=128, ge=1)
     depth: int = Field(default=3, ge=1)
@@ -84,14 +108,6 @@ class NetParams(SamplingParams):
     x_octaves: int = Field(default=0, ge=0)
     """Octaves L of sinusoidal features of x fed beside x (sin, cos of 2^k π x, k < L): lets the
     MLP draw the sharp boundaries between narrow modes without huge first-layer weights."""
-    train_steps: int = Field(default=2000, ge=1)
-    finetune_steps: int | None = Field(default=None, ge=1)
-    """Adam steps of a warm-started generation (fine-tuning); None means train_steps."""
-    batch_size: int = Field(default=256, ge=1)
-    lr: float = Field(default=1e-3, gt=0)
-    ema_decay: float = Field(default=0.999, ge=0, lt=1)
-    """The cap of the EMA's warm-up decay; the EMA restarts with every fit (see BatchedNet)."""
-    grad_clip: float | None = Field(default=1.0, gt=0)
     normalize: bool = True
     net: Literal["mlp", "unet"] = "mlp"
     """The network: an MLP (hidden, depth, x_octaves) or, for images, a U-Net (channels)."""
@@ -107,8 +123,6 @@ class NetParams(SamplingParams):
     prompt_weights: list[float] | None = None
     """p_user, the distribution of the prompts (labels) a conditional model is asked for; None is
     uniform over the classes."""
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    """Where to train and sample: `auto` is CUDA when present, else the CPU."""
     negative_guidance: NegativeGuidance | None = None
     """Guidance away from a bad version of the model (None: none)."""
 
@@ -255,9 +269,10 @@ def to_cpu(state: Any) -> Any:
     return copy.deepcopy(state)
 
 
-class BatchedNet:
-    """Stacked network parameters of R replicates, their EMA, one Adam over them, and the data
-    scaling.
+class Trainer:
+    """Stacked parameters of R replicates of a network, their EMA and one Adam over them: the
+    training loop every torch family shares (minibatches drawn by weight, per-replicate gradient
+    clipping, the EMA), whatever the network and its loss.
 
     The EMA follows the generation it samples: every fit, warm or not, restarts it from the
     parameters it starts from with the warm-up decay `ema_decay`, so after k updates its weight on
@@ -266,30 +281,19 @@ class BatchedNet:
     weight on earlier generations after 500 fine-tuning steps.)"""
 
     def __init__(
-        self,
-        p: NetParams,
-        dim: int,
-        replicates: int,
-        streams: Streams,
-        purpose: str,
-        image_shape: tuple[int, int, int] | None = None,
+        self, p: TrainParams, network: Initialised, replicates: int, streams: Streams, purpose: str
     ) -> None:
-        self.p, self.dim, self.replicates = p, dim, replicates
-        self.streams, self.purpose = streams, purpose
+        self.p, self.replicates, self.streams, self.purpose = p, replicates, streams, purpose
         self.device = resolve_device(p.device)
-        self.network = network(p, dim, image_shape)
-        self.null = p.classes if p.conditional else None
+        self.network = network
         self.reset(0)
 
     def reset(self, generation: int) -> None:
-        """Fresh parameters (drawn from this generation's init streams), EMA, optimiser, scaling."""
+        """Fresh parameters (drawn from this generation's init streams), EMA and optimiser."""
         gens = replicate_generators(
             self.streams, f"{self.purpose}/init", generation, self.replicates
         )
         self._set(self.network.init(gens), None, None)
-        self.bad = [q.detach().clone() for q in self.ema] if self.p.guide_w > 0 else None
-        self.shift = np.zeros((self.replicates, 1, self.dim))
-        self.scale = np.ones((self.replicates, 1, self.dim))
 
     def _set(self, params: list[Tensor], ema: list[Tensor] | None, opt: dict | None) -> None:
         self.params = [q.detach().to(self.device, copy=True).requires_grad_() for q in params]
@@ -302,6 +306,99 @@ class BatchedNet:
             for group in self.opt.param_groups:
                 group["lr"] = self.p.lr
         self.ema_count = 0
+
+    def optimise(
+        self,
+        n: int,
+        weights: np.ndarray | None,
+        generation: int,
+        steps: int,
+        loss: StepLoss,
+        uniforms: int,
+        normals: tuple[int, ...],
+    ) -> np.ndarray:
+        """Run `steps` Adam steps on all replicates of the loss of minibatches of a training set
+        of n rows; return the final loss per replicate (R,).
+
+        Each step draws, per replicate from its own stream, `uniforms` uniforms and normals of
+        shape `normals` per minibatch row; the first uniform picks the row with probability
+        proportional to `weights` (an unbiased estimate of the weighted loss that wastes no
+        batch slot on zero weights). The final loss is the mean over the last tenth of the
+        steps; a diverged replicate reports NaN or inf."""
+        p = self.p
+        cdf = None
+        if weights is not None:
+            cdf = torch.as_tensor(weights, dtype=torch.float64, device=self.device).cumsum(1)
+        gens = replicate_generators(
+            self.streams, f"{self.purpose}/train", generation, self.replicates
+        )
+        self.ema = [q.detach().clone() for q in self.params]
+        self.ema_count = 0
+        tail = max(1, steps // 10)
+        losses = []
+        for step, (u, z) in enumerate(
+            draws(gens, steps, (p.batch_size, uniforms), (p.batch_size, *normals), self.device)
+        ):
+            idx = sample_indices(u[..., 0], cdf, n).clamp_(max=n - 1)
+            value = loss(self.params, idx, u, z).mean(dim=1)
+            self.opt.zero_grad(set_to_none=True)
+            value.sum().backward()
+            if p.grad_clip is not None:
+                clip_per_replicate(self.params, p.grad_clip)
+            self.opt.step()
+            self._update_ema()
+            self.after_step(step + 1, steps)
+            if step >= steps - tail:
+                losses.append(value.detach())
+        return torch.stack(losses).mean(dim=0).double().cpu().numpy()
+
+    def after_step(self, step: int, steps: int) -> None:
+        """Called after the step-th of a fit's `steps` Adam steps (a subclass's hook)."""
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        self.ema_count += 1
+        decay = ema_decay(self.p.ema_decay, self.ema_count)
+        for e, q in zip(self.ema, self.params, strict=True):
+            e.lerp_(q, 1.0 - decay)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to resume, every tensor on the CPU (a checkpoint reads the same anywhere)."""
+        return {
+            "params": to_cpu(self.params),
+            "ema": to_cpu(self.ema),
+            "ema_count": self.ema_count,
+            "opt": to_cpu(self.opt.state_dict()),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._set(state["params"], state["ema"], state["opt"])
+        self.ema_count = int(state["ema_count"])
+
+
+class BatchedNet(Trainer):
+    """The trainer of the diffusion and flow families: their network (`network`), the data
+    scaling, class labels and the bad model of negative guidance."""
+
+    def __init__(
+        self,
+        p: NetParams,
+        dim: int,
+        replicates: int,
+        streams: Streams,
+        purpose: str,
+        image_shape: tuple[int, int, int] | None = None,
+    ) -> None:
+        self.dim = dim
+        self.null = p.classes if p.conditional else None
+        super().__init__(p, network(p, dim, image_shape), replicates, streams, purpose)
+
+    def reset(self, generation: int) -> None:
+        """Fresh parameters, EMA, optimiser (`Trainer.reset`), bad model and scaling."""
+        super().reset(generation)
+        self.bad = [q.detach().clone() for q in self.ema] if self.p.guide_w > 0 else None
+        self.shift = np.zeros((self.replicates, 1, self.dim))
+        self.scale = np.ones((self.replicates, 1, self.dim))
 
     def net(self, ema: bool = True, labels: np.ndarray | Tensor | None = None) -> Net:
         """The network bound to the EMA (for sampling) or the live parameters, and to labels
@@ -352,17 +449,12 @@ class BatchedNet:
         warm: bool,
         labels: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run Adam steps on all replicates (`finetune_steps` when warm, else `train_steps`; a warm
-        fit keeps the data scaling and Adam's moments, and restarts the EMA); return the final loss
-        per replicate. A conditional network trains on `labels` (R, n), each dropped to the null
-        label with probability p_uncond. With negative guidance from `early`, the EMA after that
-        fraction of the steps becomes the bad model.
-
-        Minibatch indices are drawn with probability proportional to `weights` (an unbiased
-        estimate of the weighted loss that wastes no batch slot on zero weights). The final loss
-        is the mean over the last tenth of the steps; a diverged replicate reports NaN or inf."""
+        """Train all replicates on x (`Trainer.optimise`: `finetune_steps` when warm, else
+        `train_steps`; a warm fit keeps the data scaling and Adam's moments, and restarts the
+        EMA); return the final loss per replicate. A conditional network trains on `labels`
+        (R, n), each dropped to the null label with probability p_uncond. With negative guidance
+        from `early`, the EMA after that fraction of the steps becomes the bad model."""
         p = self.p
-        steps = p.finetune_steps if warm and p.finetune_steps else p.train_steps
         if not warm and p.normalize:
             self.shift, self.scale = weighted_stats(x, weights)
         data = self.normalise(x)
@@ -371,42 +463,26 @@ class BatchedNet:
             if labels is None:
                 raise ValueError("a conditional family is fitted with labels")
             y = torch.as_tensor(labels, dtype=torch.long, device=self.device)
-        cdf = None
-        if weights is not None:
-            cdf = torch.as_tensor(weights, dtype=torch.float64, device=self.device).cumsum(1)
-        last = data.shape[1] - 1
-        gens = replicate_generators(
-            self.streams, f"{self.purpose}/train", generation, self.replicates
-        )
-        self.ema = [q.detach().clone() for q in self.params]
-        self.ema_count = 0
-        tail = max(1, steps // 10)
-        early = self._early_step(steps)
-        losses = []
-        uniforms = (p.batch_size, 2 if y is None else 3)
-        for step, (u, z) in enumerate(
-            draws(gens, steps, uniforms, (p.batch_size, self.dim), self.device)
-        ):
-            idx = sample_indices(u[..., 0], cdf, last + 1).clamp_(max=last)
+
+        def step_loss(params: list[Tensor], idx: Tensor, u: Tensor, z: Tensor) -> Tensor:
             batch = data.gather(1, idx[..., None].expand(-1, -1, self.dim))
             yb = (
                 None
                 if y is None
                 else y.gather(1, idx).masked_fill_(u[..., 2] < p.p_uncond, self.null)
             )
-            net = functools.partial(self.network, self.params, y=yb)
-            loss = loss_fn(net, batch, u[..., 1], z).mean(dim=1)
-            self.opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            if p.grad_clip is not None:
-                clip_per_replicate(self.params, p.grad_clip)
-            self.opt.step()
-            self._update_ema()
-            if step + 1 == early:
-                self.bad = [e.detach().clone() for e in self.ema]
-            if step >= steps - tail:
-                losses.append(loss.detach())
-        return {"loss": torch.stack(losses).mean(dim=0).double().cpu().numpy()}
+            return loss_fn(functools.partial(self.network, params, y=yb), batch, u[..., 1], z)
+
+        uniforms = 2 if y is None else 3
+        loss = self.optimise(
+            data.shape[1], weights, generation, p.steps(warm), step_loss, uniforms, (self.dim,)
+        )
+        return {"loss": loss}
+
+    def after_step(self, step: int, steps: int) -> None:
+        """With negative guidance from `early`, keep the EMA after that step as the bad model."""
+        if step == self._early_step(steps):
+            self.bad = [e.detach().clone() for e in self.ema]
 
     def _early_step(self, steps: int) -> int | None:
         """The step after which the EMA is the `early` bad model (None: no such model)."""
@@ -429,39 +505,52 @@ class BatchedNet:
         twin.train(x, None, generation, loss_fn, True, labels)
         self.bad = twin.ema
 
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        self.ema_count += 1
-        decay = ema_decay(self.p.ema_decay, self.ema_count)
-        for e, q in zip(self.ema, self.params, strict=True):
-            e.lerp_(q, 1.0 - decay)
-
     def state_dict(self) -> dict[str, Any]:
-        """Everything to resume, every tensor on the CPU (a checkpoint reads the same anywhere)."""
-        return {
-            "params": to_cpu(self.params),
-            "ema": to_cpu(self.ema),
-            "ema_count": self.ema_count,
-            "opt": to_cpu(self.opt.state_dict()),
-            "shift": self.shift.copy(),
-            "scale": self.scale.copy(),
-        } | ({} if self.bad is None else {"bad": to_cpu(self.bad)})
+        return (
+            super().state_dict()
+            | {"shift": self.shift.copy(), "scale": self.scale.copy()}
+            | ({} if self.bad is None else {"bad": to_cpu(self.bad)})
+        )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._set(state["params"], state["ema"], state["opt"])
-        self.ema_count = int(state["ema_count"])
+        super().load_state_dict(state)
         self.shift, self.scale = np.asarray(state["shift"]), np.asarray(state["scale"])
         if self.p.guide_w > 0:
             self.bad = [q.detach().to(self.device, copy=True) for q in state["bad"]]
 
 
-class TorchFamily(ShapedImageModel, NetworkModel):
-    """Base of the torch families: fit and state through a BatchedNet; subclasses give the loss.
+class BatchedFamily:
+    """Base of the families trained by a `Trainer` (`self.net`): their device, their constants
+    and their state (the trainer's)."""
+
+    net: Trainer
+
+    @property
+    def device(self) -> torch.device:
+        """The device every tensor of the family lives on: the network's (`device` param)."""
+        return self.net.device
+
+    def constant(self, values: np.ndarray) -> Tensor:
+        """A float32 constant of the family (a noise schedule) on its device: families create
+        the tensors they keep here, so none is left on the CPU beside a CUDA network."""
+        return torch.as_tensor(values, dtype=torch.float32, device=self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.net.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state)
+
+
+class TorchFamily(BatchedFamily, ShapedImageModel, NetworkModel):
+    """Base of the diffusion and flow families: fit and state through a BatchedNet; subclasses
+    give the loss.
 
     Takes images (`net: unet` for a convolutional network) and, with `conditional: true`, labels:
     `fit(..., labels=(R, n))`, `sample(..., labels=(R, n))` (None: prompts from p_user)."""
 
     purpose = "net"
+    net: BatchedNet
 
     @classmethod
     def memory_terms(cls, params: NetParams, replicates: float, dim: Dim) -> list[Term]:
@@ -486,16 +575,6 @@ class TorchFamily(ShapedImageModel, NetworkModel):
         self.p, self.dim, self.replicates = params, dim, replicates
         self.conditional = params.conditional
         self.net = BatchedNet(params, dim, replicates, streams, self.purpose, image_shape)
-
-    @property
-    def device(self) -> torch.device:
-        """The device every tensor of the family lives on: the network's (`device` param)."""
-        return self.net.device
-
-    def constant(self, values: np.ndarray) -> Tensor:
-        """A float32 constant of the family (a noise schedule) on its device: families create
-        the tensors they keep here, so none is left on the CPU beside a CUDA network."""
-        return torch.as_tensor(values, dtype=torch.float32, device=self.device)
 
     def loss(self, net: Net, x: Tensor, u: Tensor, z: Tensor) -> Tensor:
         raise NotImplementedError
@@ -533,9 +612,3 @@ class TorchFamily(ShapedImageModel, NetworkModel):
         if self.conditional and labels is None:
             labels = self.prompts(n, rng)
         return self.net.net(ema=True, labels=labels)
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.net.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state)
