@@ -140,3 +140,47 @@ def test_every_tensor_stays_on_the_cpu_through_fit_and_sample(variant):
     out = model.sample(4, np.random.default_rng(1), 1)
     assert out.shape == (2, 4, 64) and np.isfinite(out).all()
     assert off_device(model, torch.device("cpu")) == []
+
+
+def transformer(device: str = "cpu", **params):
+    """A tiny transformer on a 4-token Markov language of windows of 6."""
+    from selfconsume.data.text import MarkovText, MarkovTextParams
+
+    src = MarkovText(MarkovTextParams(vocab=4, length=6))
+    tiny = {"n_layer": 1, "n_embd": 8, "n_head": 2, "train_steps": 4, "finetune_steps": 2}
+    return MODELS.make(
+        "transformer",
+        {**tiny, **params, "device": device},
+        dim=6,
+        replicates=2,
+        streams=Streams(0),
+        truth=src,
+    ), src
+
+
+@pytest.mark.parametrize("params", [{}, {"tied": False, "ema_decay": 0.9}])
+def test_every_tensor_of_a_built_or_restored_transformer_is_on_its_device(params, fake_device):
+    """The transformer's stacked weights, EMA and Adam are on the fake device when built, and
+    again after loading a CPU checkpoint of a fitted one."""
+    model, src = transformer(**params)
+    assert model.device == FAKE and off_device(model, FAKE) == []
+    with pytest.MonkeyPatch.context() as cpu:
+        cpu.setattr(torch_batched, "resolve_device", lambda name: torch.device("cpu"))
+        trained, _ = transformer(**params)
+        trained.fit(src.sample(2, 16, np.random.default_rng(0)), None, 0, False)
+        state = trained.state_dict()
+    assert off_device(state, torch.device("cpu")) == []
+    model.load_state_dict(state)
+    assert off_device(model, FAKE) == []
+    assert any(".opt.state" in p for p, _ in tensors(model))
+
+
+def test_every_tensor_of_a_transformer_stays_on_the_cpu_through_fit_sample_and_scoring():
+    model, src = transformer()
+    x = src.sample(2, 16, np.random.default_rng(0))
+    model.fit(x, None, 0, False)
+    model.fit(x, None, 1, True)
+    out = model.sample(4, np.random.default_rng(1), 1)
+    assert out.shape == (2, 4, 6) and out.dtype == np.int64
+    assert np.isfinite(model.log_prob(x)).all()
+    assert off_device(model, torch.device("cpu")) == []
