@@ -175,7 +175,7 @@ def test_stdlib_text_splits_documents_and_cuts_windows():
     ("override", "needle"),
     [
         ("data.params.length=100000", "data.params.length"),
-        ("data.n_real=1000000", "data.n_real"),
+        ("data.n_real=100000", "data.n_real"),  # ~15,000 real windows of 64
         ("model.params.order=9", "model.params.order"),
         ("model.params={smoothing: kneser_ney, add_k: 1}", "model.params"),
     ],
@@ -183,6 +183,7 @@ def test_stdlib_text_splits_documents_and_cuts_windows():
 def test_bad_text_input_exits_2_naming_the_key(store_path, override, needle):
     args = ["run", "ngram-theory", "--quick", "--store", str(store_path), "--set"]
     sets = ["data.kind=stdlib_text", "--set", "data.params={length: 64}", "--set", override]
+    sets += ["--set", "replicates=1"]  # the memory estimate (windows of 64 tokens) stays small
     if override.startswith("model"):
         sets = [override]
     result = CliRunner().invoke(app, [*args, *sets])

@@ -215,3 +215,21 @@ def test_the_transformer_refuses_data_that_is_not_tokens(store_path):
     )
     lines = [line for line in result.output.strip().splitlines() if line]
     assert result.exit_code == 2 and len(lines) == 1 and "model.kind" in lines[0], result.output
+
+
+def test_a_transformer_too_large_for_memory_is_refused_naming_its_width():
+    """The family declares its weights, Adam state and training activations (`memory_terms`), per
+    window of data.params.length tokens: a run that cannot fit names the key to lower."""
+    from selfconsume.errors import ConfigError
+    from selfconsume.limits import check_memory, estimate_bytes
+    from selfconsume.plan import resolve
+
+    def config(n_embd: int, length: int) -> dict:
+        model = {"kind": "transformer", "params": {"n_embd": n_embd, "n_layer": 8}}
+        data = {"kind": "markov_text", "n_real": 10, "params": {"length": length}}
+        return {"name": "big", "replicates": 4, "data": data, "model": model}
+
+    small = estimate_bytes(resolve(config(64, 32)))
+    assert estimate_bytes(resolve(config(64, 64))) > 1.9 * small - 2**22  # activations grow with L
+    with pytest.raises(ConfigError, match=r"^model\.params\.n_embd: .*lower model\.params\.n_embd"):
+        check_memory(resolve(config(4096, 32)), available=2**33)

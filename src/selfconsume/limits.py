@@ -40,6 +40,9 @@ def data_dim(cfg: Config) -> tuple[str, int]:
     dim = _get(cfg.data.params, "dim")
     if dim is not None:
         return "data.params.dim", int(dim)
+    length = _get(cfg.data.params, "length")  # text: tokens per window
+    if length is not None:
+        return "data.params.length", int(length)
     path = _get(cfg.data.params, "path")
     if path is not None:
         from selfconsume.data.files import file_columns
