@@ -513,7 +513,7 @@ def test_a_file_too_big_for_memory_is_refused_from_its_header(tmp_path, monkeypa
 
     data = tmp_path / "ok.npy"
     np.save(data, np.ones((100, 3)))
-    monkeypatch.setattr(files, "available_bytes", lambda: 1000)
+    monkeypatch.setattr(files, "machine_bytes", lambda: 1000)
     with pytest.raises(ConfigError, match="ok.npy: needs ~2.4e-06 GB as float64"):
         files.load_points(str(data))
 
@@ -598,8 +598,7 @@ def test_a_tampered_store_is_bad_input_and_stays_as_it_was(tmp_path, tamper, com
 
 
 MACHINE = 16 * 2**30
-"""The free memory these tests assume: what this machine has left varies with its other jobs (it
-fell to 0.2 GB while other test suites ran beside this one)."""
+"""The machine's memory these tests assume, whatever this one has."""
 
 
 def unvalidated(**changes) -> Config:
@@ -620,7 +619,9 @@ def unvalidated(**changes) -> Config:
 )
 def test_a_run_too_big_for_memory_is_refused_naming_its_key(changes, key):
     cfg = unvalidated(**changes)
-    with pytest.raises(ConfigError, match=rf"^{key}: this run needs .* more than the .* available"):
+    with pytest.raises(
+        ConfigError, match=rf"^{key}: this run needs .* more than the .* this machine has"
+    ):
         check_memory(cfg, MACHINE)
     check_memory(unvalidated(), MACHINE)  # the tiny run fits
 
@@ -644,7 +645,7 @@ def test_a_unet_too_big_for_memory_is_refused_naming_its_key(params, key):
 
 
 def test_the_memory_estimate_bounds_a_real_runs_peak(monkeypatch):
-    monkeypatch.setattr(limits, "available_bytes", lambda: MACHINE)  # resolving checks memory
+    monkeypatch.setattr(limits, "machine_bytes", lambda: MACHINE)  # resolving checks memory
     cfg = resolve(
         {
             **TINY,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
+from selfconsume.limits import memory_warning
 from selfconsume.loop.run import RunOutcome
 from selfconsume.plan import load
 from selfconsume.store.sqlite import Store
@@ -89,6 +90,9 @@ def _sweep(cfgs: Sequence[Config], store_path: Path, executor: Executor) -> list
     os.environ.setdefault("SELFCONSUME_CACHE", str(store_path.parent / "cache"))
     watcher = Store(store_path)
     try:
+        warning = memory_warning(cfgs)
+        if warning:
+            log.warning(warning)
         with SweepProgress(cfgs, watcher) as progress:
             return executor.run(cfgs, store_path, progress.poll)
     finally:

@@ -1,16 +1,22 @@
 """Memory bounds: estimate the largest arrays a run allocates and refuse, before any row is written,
-a run that cannot fit in the memory this machine has left.
+a run that cannot fit in this machine's memory; warn when a sweep starts while less is free.
 
 The estimate is a sum of terms, each a product of config quantities (replicates, n_real, dim, ...)
 times the bytes per element and the copies numpy makes of it; it errs on the large side. A refusal
 names the config key with the largest factor in the largest term and which way to change it
 (`Term.advice`: lower most keys, raise curation.params.fraction). A family declares its own terms
 (`memory_terms`); this module adds the loop's arrays (data, samples, candidates, pool).
+
+The refusal compares the estimate with the machine's memory (RAM, capped by the cgroup's limit),
+not with what is free at the moment: bad input must be a property of the config and the machine,
+the same every time. What is free moves with every other process, so falling short of it only
+warns (`memory_warning`), once a sweep has its store: the run may still fit once they are done.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from selfconsume.config import Config
@@ -18,7 +24,7 @@ from selfconsume.data.base import DATA
 from selfconsume.errors import ConfigError
 from selfconsume.loop.schemes import SCHEMES
 from selfconsume.loop.selection import SELECTIONS
-from selfconsume.memory import COPIES, FLOAT64, Term, available_bytes
+from selfconsume.memory import COPIES, FLOAT64, Term, available_bytes, machine_bytes
 from selfconsume.models.base import MODELS, DeclaresMemory
 
 METRIC_WORKSPACE = 3 * 2**24 * FLOAT64
@@ -124,16 +130,32 @@ def _gb(n: float) -> str:
     return f"~{n / 1e9:.3g} GB" if math.isfinite(n) and n < 1e21 else "an unbounded amount"
 
 
-def check_memory(cfg: Config, available: int | None = None) -> None:
+def check_memory(cfg: Config, machine: int | None = None) -> None:
     """Refuse (ConfigError naming the key, and which way to change it) a run whose estimate
-    exceeds `available` bytes (default: what this machine has left)."""
+    exceeds `machine` bytes (default: this machine's memory, `memory.machine_bytes`)."""
     parts = terms(cfg)
     total = sum(t.bytes for t in parts)
-    limit = available_bytes() if available is None else available
+    limit = machine_bytes() if machine is None else machine
     if total <= limit:  # false for nan too
         return
     top = max(parts, key=lambda t: t.bytes)
     raise ConfigError(
         f"{top.key}: this run needs {_gb(total)} (mostly {top.what}), more than the "
-        f"{limit / 1e9:.3g} GB available; {top.advice}"
+        f"{limit / 1e9:.3g} GB this machine has; {top.advice}"
+    )
+
+
+def memory_warning(cfgs: Sequence[Config], available: int | None = None) -> str | None:
+    """A one-line warning when the sweep's largest run needs more than the memory free right now
+    (default: `memory.available_bytes`), or None. It fits the machine (`check_memory` passed), so
+    it may still run: other processes hold the memory for now."""
+    if not cfgs:
+        return None
+    need = max(estimate_bytes(cfg) for cfg in cfgs)
+    free = available_bytes() if available is None else available
+    if need <= free:
+        return None
+    return (
+        f"warning: the largest run needs {_gb(need)}, more than the {free / 1e9:.3g} GB free now;"
+        " it may be slow or killed for memory while other processes hold it"
     )

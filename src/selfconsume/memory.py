@@ -1,10 +1,20 @@
 """What an array costs: a `Term` (bytes = a product of config quantities times the bytes per
-element and the copies alive at once), the sizes the terms use, and the memory this process can
-still allocate.
+element and the copies alive at once), the sizes the terms use, and the memory of this machine.
 
 Kinds declare their own terms with these (a family's `memory_terms`); `selfconsume.limits` sums
 them with the loop's own arrays and refuses a run that cannot fit. A leaf module: the data
-sources and families import it, so none of them imports `limits`."""
+sources and families import it, so none of them imports `limits`.
+
+Two measures, for two uses:
+- `machine_bytes`, the memory this process could ever hold (the machine's RAM, capped by its
+  cgroup's limit), decides bad input: a run or a data file larger than that cannot fit here
+  whatever else runs, so it is refused (exit 2). It is a property of the machine, not of the
+  moment, so the same config is refused or accepted every time.
+- `available_bytes`, what is free right now, only warns. It moves with every other process (a
+  test suite beside this one drove it from gigabytes to 0.2 GB in seconds), and a run that
+  exceeds it may still fit once they are done, or the kernel reclaims caches; refusing on it
+  made a tiny run's acceptance depend on the neighbours.
+"""
 
 from __future__ import annotations
 
@@ -61,17 +71,34 @@ class Term:
         return ADVICE.get(key, f"lower {key}")
 
 
+def _cgroup_limit() -> tuple[int, int] | None:
+    """This cgroup's memory limit and its current use in bytes (cgroup v2), or None: no limit."""
+    try:
+        limit = (CGROUP / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit), int((CGROUP / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def machine_bytes() -> int:
+    """Memory this process could ever hold: the machine's RAM, capped by the cgroup's limit
+    (containers) where one is set. A run larger than this cannot fit, whatever else runs."""
+    import psutil
+
+    total = psutil.virtual_memory().total
+    cgroup = _cgroup_limit()
+    return min(total, cgroup[0]) if cgroup else total
+
+
 def available_bytes() -> int:
-    """Memory this process can still allocate: the system's available memory, capped by the
-    cgroup's limit (containers) where one is set."""
+    """Memory free right now: the system's available memory, capped by what the cgroup's limit
+    leaves. It moves with other processes, so it only warns (see the module docstring)."""
     import psutil
 
     available = psutil.virtual_memory().available
-    try:
-        limit = (CGROUP / "memory.max").read_text().strip()
-        if limit != "max":
-            used = int((CGROUP / "memory.current").read_text())
-            available = min(available, int(limit) - used)
-    except (OSError, ValueError):
-        pass
+    cgroup = _cgroup_limit()
+    if cgroup:
+        available = min(available, cgroup[0] - cgroup[1])
     return max(int(available), 0)

@@ -24,7 +24,7 @@ from pydantic import Field
 from selfconsume.data.base import DATA, Params
 from selfconsume.data.split import partition
 from selfconsume.errors import ConfigError
-from selfconsume.memory import available_bytes
+from selfconsume.memory import machine_bytes
 from selfconsume.registry import Example
 from selfconsume.regular import UnreadableFile, open_regular
 
@@ -80,10 +80,10 @@ def _npy_problem(size: int, shape: tuple[int, ...], dtype: np.dtype, offset: int
 
 
 def too_big(nbytes: int) -> str | None:
-    """Why `nbytes` of data cannot be loaded (more than the memory left), or None."""
-    available = available_bytes()
-    if nbytes > available:
-        return f"needs ~{nbytes / 1e9:.3g} GB as float64, more than the {available / 1e9:.3g} GB available"
+    """Why `nbytes` of data cannot be loaded (more than this machine's memory), or None."""
+    machine = machine_bytes()
+    if nbytes > machine:
+        return f"needs ~{nbytes / 1e9:.3g} GB as float64, more than the {machine / 1e9:.3g} GB this machine has"
     return None
 
 
