@@ -29,8 +29,9 @@ from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
 
 SRC = str(Path(selfconsume.__file__).parents[1])
-HANG = 90
-"""Seconds after which a sweep that should end within seconds counts as hung."""
+HANG = 600
+"""Seconds after which a sweep counts as hung: a guard, not a speed test (a loaded 2-core machine
+runs these sweeps ten times slower than a quiet one)."""
 
 REWARDS = """
 import multiprocessing, os, signal, sys
@@ -344,7 +345,7 @@ def test_no_worker_outlives_a_sigkilled_sweep(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard: the kernel kills them at once (PDEATHSIG)
     while not all(gone(c) for c in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     survivors = [c for c in children if not gone(c)]
