@@ -1,5 +1,6 @@
 """Shared fixtures: one BLAS/torch thread per test process, a fresh store per test, a classifier
-cache of the session's own (never ~/.cache), the digits data and a module's config file.
+cache of the session's own (never ~/.cache), the digits data, a module's config file and a user's
+reward module importable here, in subprocesses and on workers.
 
 Tests marked `slow` (a preset at quick scale, a deep model trained to a tolerance, a real
 browser) run in `make test` like the others; `pytest -m "not slow"` is the quick loop while
@@ -8,6 +9,7 @@ editing (see pyproject's markers)."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,7 @@ os.environ.setdefault("SELFCONSUME_CACHE", tempfile.mkdtemp(prefix="selfconsume-
 
 import pytest
 import torch
+from helpers import USER_REWARDS
 
 from selfconsume.cache import CACHE_ENV
 from selfconsume.data.base import DATA
@@ -46,3 +49,16 @@ def config_file(request, tmp_path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(request.module.CONFIG)
     return path
+
+
+@pytest.fixture
+def user_rewards(tmp_path, monkeypatch) -> Path:
+    """The folder of the user's reward module `userrewards` (helpers.USER_REWARDS), importable
+    in this process, its pool workers, Dask workers and subprocesses (PYTHONPATH)."""
+    folder = tmp_path / "user"
+    folder.mkdir()
+    (folder / "userrewards.py").write_text(USER_REWARDS)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), *sys.path]))
+    sys.modules.pop("userrewards", None)
+    return folder

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import cli, committed, curated_config, export
 from typer.testing import CliRunner
 
 from selfconsume.api import run_experiment
@@ -25,8 +26,6 @@ from selfconsume.cli import app
 from selfconsume.loop.run import Resume, read_resume
 from selfconsume.plan import resolve
 from selfconsume.store.checkpoint import from_bytes
-from selfconsume.store.export import long_frame
-from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
 from selfconsume.sweep.executors import run_on_worker
 from selfconsume.sweep.wire import (
@@ -51,12 +50,6 @@ scheme: {kind: accumulate_subsample, lam: 1.0}
 metrics: [gaussian_params, w2]
 sweep: {scheme.lam: [0.5, 2.0], seed: [1, 2]}
 """
-
-
-def frame(path: Path) -> pd.DataFrame:
-    with StoreReader(path) as reader:
-        out = long_frame(reader)
-    return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
 
 
 def test_a_record_travels_bit_for_bit():
@@ -159,7 +152,7 @@ def test_workers_never_open_the_store_and_give_the_in_process_numbers(
     store = tmp_path / "cluster-store.sqlite"
     outcomes = run_experiment(config_file, store=store, executor=executor, workers=2)
     assert [o.status for o in outcomes] == ["done"] * 4, outcomes
-    pd.testing.assert_frame_equal(frame(store), frame(reference))
+    pd.testing.assert_frame_equal(export(store), export(reference))
 
 
 def test_a_task_rerun_behind_the_committed_generation_returns_stale_at_once(tmp_path):
@@ -176,85 +169,41 @@ def test_a_task_rerun_behind_the_committed_generation_returns_stale_at_once(tmp_
         assert future.result(timeout=30).status == "failed"  # not behind: it runs (and fails)
 
 
-REWARDS = """
-import numpy as np
-calls = {}
-
-def good(x):
-    return -np.abs(x[:, 0])
-
-def type_error(x):
-    calls["n"] = calls.get("n", 0) + 1
-    if calls["n"] >= 3:
-        raise TypeError("unsupported operand in the user's reward")
-    return -np.abs(x[:, 0])
-"""
-
-CURATED = """
-name: cluster-curated
-seed: 2
-replicates: 10
-generations: 4
-data: {kind: gaussian, n_real: 8, n_test: 4}
-model: {kind: gaussian}
-scheme: {kind: mix, lam: 1.0}
-curation: {kind: bradley_terry, k: 2, reward: {kind: callable, params: {target: clrewards:good}}}
-metrics: [gaussian_params]
-sweep: {curation.reward.params.target: [clrewards:good, clrewards:type_error]}
-"""
-
-
 def test_a_run_failing_on_a_dask_worker_leaves_its_traceback_and_siblings_finish(
-    tmp_path, monkeypatch
+    tmp_path, user_rewards
 ):
-    (tmp_path / "clrewards.py").write_text(REWARDS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
     config = tmp_path / "curated.yaml"
-    config.write_text(CURATED)
+    config.write_text(curated_config("cluster-curated", "good", "type_error"))
     store_path = tmp_path / "f.sqlite"
     outcomes = run_experiment(config, store=store_path, executor="dask", workers=1)
     assert sorted(o.status for o in outcomes) == ["done", "failed"]
     by_target = {r.config.curation.reward.params.target: r for r in Store(store_path).runs()}
-    assert by_target["clrewards:good"].status == "done"
-    failed = by_target["clrewards:type_error"]
+    assert by_target["userrewards:good"].status == "done"
+    failed = by_target["userrewards:type_error"]
     assert failed.status == "failed" and failed.error.startswith("TypeError: unsupported")
     assert failed.generations_done >= 1  # generations before the failure were committed
-    assert "clrewards.py" in failed.traceback and "in type_error" in failed.traceback
+    assert "userrewards.py" in failed.traceback and "in type_error" in failed.traceback
 
 
 def test_the_client_dying_resumes_on_rerun(config_file, tmp_path):
     reference = tmp_path / "reference.sqlite"
     run_experiment(config_file, ["generations=200"], store=reference)
     store_path = tmp_path / "killed.sqlite"
-    cmd = [sys.executable, "-c", "from selfconsume.cli import app; app()", "run", str(config_file)]
-    cmd += ["--store", str(store_path), "--workers", "2", "--set", "generations=200"]
+    cmd = cli("run", str(config_file), "--store", str(store_path), "--workers", "2")
+    cmd += ["--set", "generations=200"]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not _committed(store_path):
+        while time.monotonic() < deadline and not committed(store_path):
             time.sleep(0.05)
-        assert _committed(store_path), "no generation was committed in time"
+        assert committed(store_path), "no generation was committed in time"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the client and its workers, at once
         proc.wait()
     assert "running" in [r.status for r in Store(store_path).runs()]  # killed mid-sweep
     outcomes = run_experiment(config_file, ["generations=200"], store=store_path)
     assert [o.status for o in outcomes] == ["done"] * 4
-    pd.testing.assert_frame_equal(frame(store_path), frame(reference))
-
-
-def _committed(store_path: Path) -> int:
-    import sqlite3
-
-    try:
-        db = sqlite3.connect(store_path, timeout=1)
-        try:
-            return db.execute("SELECT COALESCE(SUM(generations_done), 0) FROM runs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
+    pd.testing.assert_frame_equal(export(store_path), export(reference))
 
 
 def _free_port() -> int:
@@ -269,23 +218,18 @@ def _one_error_line(output: str) -> str:
     return lines[0]
 
 
+def run_on(scheduler: str, config_file: Path, tmp_path: Path, *extra: str):
+    """`selfconsume run --executor dask --scheduler ADDRESS`, in this process, and its seconds."""
+    args = ["run", str(config_file), "--store", str(tmp_path / "s.sqlite"), "--executor", "dask"]
+    start = time.monotonic()
+    result = runner.invoke(app, [*args, "--scheduler", scheduler, *extra])
+    return result, time.monotonic() - start
+
+
 def test_an_unreachable_scheduler_exits_2_naming_it(config_file, tmp_path):
     address = f"tcp://127.0.0.1:{_free_port()}"
-    start = time.monotonic()
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            str(config_file),
-            "--store",
-            str(tmp_path / "s.sqlite"),
-            "--executor",
-            "dask",
-            "--scheduler",
-            address,
-        ],
-    )
-    assert time.monotonic() - start < 30
+    result, seconds = run_on(address, config_file, tmp_path)
+    assert seconds < 30
     assert result.exit_code == 2, result.output
     assert address in _one_error_line(result.output)
 
@@ -294,23 +238,9 @@ def test_a_scheduler_without_workers_exits_1_naming_it(config_file, tmp_path):
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
-        start = time.monotonic()
-        result = runner.invoke(
-            app,
-            [
-                "run",
-                str(config_file),
-                "--store",
-                str(tmp_path / "s.sqlite"),
-                "--executor",
-                "dask",
-                "--scheduler",
-                cluster.scheduler_address,
-                "--wait-workers",
-                "1",
-            ],
-        )
-        assert time.monotonic() - start < 30
+        address = cluster.scheduler_address
+        result, seconds = run_on(address, config_file, tmp_path, "--wait-workers", "1")
+        assert seconds < 30
     assert result.exit_code == 1, result.output
     line = _one_error_line(result.output)
-    assert cluster.scheduler_address in line and "no workers" in line
+    assert address in line and "no workers" in line

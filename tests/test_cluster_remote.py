@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,13 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import cli, env, export, why_no_private_mount
 
-import selfconsume
 from selfconsume.api import run_experiment
-from selfconsume.store.export import long_frame
-from selfconsume.store.reader import StoreReader
 
-SRC = str(Path(selfconsume.__file__).parents[1])
 BIN = Path(sys.executable).parent
 
 NUMPY = """
@@ -57,24 +53,7 @@ sweep: {seed: [1, 2, 3]}
 """
 
 
-def _can_unshare() -> str | None:
-    """Why the namespace test cannot run here, or None."""
-    if shutil.which("unshare") is None:
-        return "unshare is not installed"
-    if os.geteuid() != 0:
-        return "needs root for unshare -m and mount"
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
-        capture_output=True,
-    )
-    return None if probe.returncode == 0 else "unshare -m / mount are not permitted here"
-
-
-pytestmark = pytest.mark.skipif(bool(_can_unshare()), reason=str(_can_unshare()))
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+pytestmark = pytest.mark.skipif(bool(why_no_private_mount()), reason=str(why_no_private_mount()))
 
 
 HANG = 600
@@ -117,7 +96,7 @@ def cluster(tmp_path):
                 "--scheduler-file",
                 scheduler_file,
             ],
-            env=_env(),
+            env=env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -132,7 +111,7 @@ def cluster(tmp_path):
         workers = [
             subprocess.Popen(
                 ["unshare", "-m", "--propagation", "private", "sh", "-c", worker],
-                env=_env(),
+                env=env(),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -147,16 +126,11 @@ def cluster(tmp_path):
             p.wait()
 
 
-def frame(path: Path) -> pd.DataFrame:
-    with StoreReader(path) as reader:
-        out = long_frame(reader)
-    return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
-
-
 def cli_run(config: Path, store: Path, address: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from selfconsume.cli import app; app()", "run", str(config)]
-    cmd += ["--store", str(store), "--executor", "dask", "--scheduler", address]
-    return subprocess.Popen(cmd, env=_env(), stderr=subprocess.PIPE, text=True)
+    cmd = cli(
+        "run", str(config), "--store", str(store), "--executor", "dask", "--scheduler", address
+    )
+    return subprocess.Popen(cmd, env=env(), stderr=subprocess.PIPE, text=True)
 
 
 def generations(store: Path, name: str) -> list[int]:
@@ -211,4 +185,4 @@ def test_a_cluster_without_the_store_gives_the_in_process_export(cluster, tmp_pa
     _, stderr = torch_run.communicate(timeout=HANG)
     assert torch_run.returncode == 0, stderr
     assert "Traceback" not in stderr
-    pd.testing.assert_frame_equal(frame(store), frame(reference))
+    pd.testing.assert_frame_equal(export(store), export(reference))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from helpers import committed, curated_config, export
 from typer.testing import CliRunner
 
 import selfconsume.loop.run as loop_run
@@ -35,8 +35,6 @@ from selfconsume.errors import ConfigError
 from selfconsume.limits import check_memory, estimate_bytes
 from selfconsume.loop.run import Resume, run_config
 from selfconsume.plan import load, resolve
-from selfconsume.store.export import long_frame
-from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
 from selfconsume.sweep.interrupts import Terminated
 from selfconsume.sweep.wire import encode_resume
@@ -80,15 +78,6 @@ sweep: {seed: [1, 2]}
 runner = CliRunner()
 
 
-def frame(path: Path) -> pd.DataFrame:
-    """The store's long export, in a canonical order."""
-    with StoreReader(path) as reader:
-        out = long_frame(reader)
-    cats = out.select_dtypes("category").columns  # categories follow the runs' registration order
-    out[cats] = out[cats].astype(str)
-    return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
-
-
 def in_child(target) -> int:
     """Run target() in a forked child and return its wait status; the child never returns here."""
     pid = os.fork()
@@ -116,7 +105,7 @@ def reference_of(folder: Path, raw: dict) -> tuple[pd.DataFrame, float]:
     path = folder / "ref.sqlite"
     start = time.perf_counter()
     run_tiny(path, raw)
-    return frame(path), time.perf_counter() - start
+    return export(path), time.perf_counter() - start
 
 
 @pytest.fixture(scope="module")
@@ -133,22 +122,10 @@ def resume_matches(path: Path, reference: pd.DataFrame, raw: dict = TINY) -> Non
     run_tiny(path, raw)
     (record,) = Store(path).runs()
     assert record.status == "done"
-    pd.testing.assert_frame_equal(frame(path), reference)
+    pd.testing.assert_frame_equal(export(path), reference)
 
 
 # --- crashes ---------------------------------------------------------------------------------------
-
-
-def generations_done(path: Path) -> int:
-    """How many generations the store at `path` has committed (read by the test, not the run)."""
-    try:
-        db = sqlite3.connect(path, timeout=1)
-        try:
-            return db.execute("SELECT COALESCE(MAX(generations_done), 0) FROM runs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -165,7 +142,7 @@ def test_sigkill_at_a_random_moment_resumes_to_the_same_numbers(tmp_path, long_r
             run_tiny(path, LONG)
         finally:
             os._exit(0)
-    while generations_done(path) < after and os.waitpid(pid, os.WNOHANG) == (0, 0):
+    while committed(path) < after and os.waitpid(pid, os.WNOHANG) == (0, 0):
         time.sleep(0.01)
     time.sleep(within * seconds / LONG["generations"])  # about one generation: half the run is left
     os.kill(pid, signal.SIGKILL)
@@ -253,58 +230,18 @@ def test_two_processes_on_one_run_end_with_the_numbers_of_one(tmp_path, tiny_ref
 
 # --- failures inside runs --------------------------------------------------------------------------
 
-REWARDS = """
-import numpy as np
-calls = {}
-
-def _count(name):
-    calls[name] = calls.get(name, 0) + 1
-    return calls[name]
-
-def good(x):
-    return -np.abs(x[:, 0])
-
-def type_error(x):
-    if _count("type_error") >= 3:
-        raise TypeError("unsupported operand in the user's reward")
-    return -np.abs(x[:, 0])
-
-def memory_error(x):
-    if _count("memory_error") >= 3:
-        raise MemoryError("the user's reward ran out of memory")
-    return -np.abs(x[:, 0])
-
-def wrong_shape(x):
-    return x
-"""
-
-CURATED = """
-name: faults-curated
-seed: 2
-replicates: 10
-generations: 4
-data: {kind: gaussian, n_real: 8, n_test: 4}
-model: {kind: gaussian}
-scheme: {kind: mix, lam: 1.0}
-curation: {kind: bradley_terry, k: 2, reward: {kind: callable, params: {target: faultrewards:good}}}
-metrics: [gaussian_params]
-"""
-
 
 @pytest.fixture
-def curated(tmp_path, monkeypatch):
-    (tmp_path / "faultrewards.py").write_text(REWARDS)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    sys.modules.pop("faultrewards", None)
+def curated(tmp_path, user_rewards):
     path = tmp_path / "curated.yaml"
-    path.write_text(CURATED)
+    path.write_text(curated_config("faults-curated", "good"))
     return path
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_every_failure_is_recorded_honestly_and_siblings_finish(curated, tmp_path, workers):
     store_path = tmp_path / "f.sqlite"
-    targets = "[faultrewards:good, faultrewards:type_error, faultrewards:memory_error]"
+    targets = "[userrewards:good, userrewards:type_error, userrewards:memory_error]"
     args = ["run", str(curated), "--store", str(store_path), "--workers", str(workers)]
     result = runner.invoke(app, [*args, "--set", f"sweep.curation.reward.params.target={targets}"])
     assert result.exit_code == 1, result.output
@@ -313,9 +250,9 @@ def test_every_failure_is_recorded_honestly_and_siblings_finish(curated, tmp_pat
     assert len(failed_lines) == 2
     store = Store(store_path)
     by_target = {r.config.curation.reward.params.target: r for r in store.runs()}
-    assert by_target["faultrewards:good"].status == "done"
+    assert by_target["userrewards:good"].status == "done"
     for name, kind in (("type_error", "TypeError"), ("memory_error", "MemoryError")):
-        record = by_target[f"faultrewards:{name}"]
+        record = by_target[f"userrewards:{name}"]
         assert record.status == "failed" and record.error.startswith(f"{kind}: ")
         assert record.generations_done >= 1
         assert name in record.traceback and any(record.run_id in li for li in failed_lines)
@@ -331,7 +268,7 @@ def test_a_reward_of_the_wrong_shape_is_bad_input_and_leaves_no_running_row(cura
             "--store",
             str(store_path),
             "--set",
-            "curation.reward.params.target=faultrewards:wrong_shape",
+            "curation.reward.params.target=userrewards:wrong_shape",
         ],
     )
     assert result.exit_code == 2, result.output
@@ -351,14 +288,14 @@ def slow(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     config = folder / "slow.yaml"
     config.write_text(SLOW)
     run_experiment(config, store=folder / "ref.sqlite")
-    return config, frame(folder / "ref.sqlite")
+    return config, export(folder / "ref.sqlite")
 
 
 def wait_for_a_commit(store_path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-        if generations_done(store_path) >= 1:
+        if committed(store_path) >= 1:
             return
     raise AssertionError("no generation was committed in time")
 
@@ -405,7 +342,7 @@ def test_a_signal_stops_a_pooled_run_cleanly_and_it_resumes(tmp_path, slow, sig,
     assert "running" not in statuses and "interrupted" in statuses
     outcomes = run_experiment(config, store=store_path)
     assert [o.status for o in outcomes] == ["done", "done"]
-    pd.testing.assert_frame_equal(frame(store_path), reference)
+    pd.testing.assert_frame_equal(export(store_path), reference)
 
 
 def failing_clean_up(*_args, **_kwargs):
@@ -544,7 +481,7 @@ def test_bad_values_are_bad_input_and_write_nothing(tmp_path, sets, needle):
 def test_a_reward_of_the_wrong_shape_writes_nothing(curated, tmp_path):
     store_path = tmp_path / "w.sqlite"
     result = invoke_run(
-        curated, store_path, "curation.reward.params.target=faultrewards:wrong_shape"
+        curated, store_path, "curation.reward.params.target=userrewards:wrong_shape"
     )
     assert_bad_input(result, "curation.reward", store_path)
 

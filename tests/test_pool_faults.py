@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -21,70 +19,15 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from helpers import cli, committed, curated_config, env, export, why_no_private_mount
 
-import selfconsume
 from selfconsume.api import run_experiment
-from selfconsume.store.export import long_frame
-from selfconsume.store.reader import StoreReader
 from selfconsume.store.sqlite import Store
 
-SRC = str(Path(selfconsume.__file__).parents[1])
+NEEDS_MOUNT = pytest.mark.skipif(bool(why_no_private_mount()), reason=str(why_no_private_mount()))
 HANG = 600
 """Seconds after which a sweep counts as hung: a guard, not a speed test (a loaded 2-core machine
 runs these sweeps ten times slower than a quiet one)."""
-
-REWARDS = """
-import multiprocessing, os, signal, sys
-from pathlib import Path
-import numpy as np
-
-calls = {}
-ONCE = Path(__file__).with_name("killed-once")
-
-
-def _third_call_in_a_worker(name):
-    calls[name] = calls.get(name, 0) + 1
-    return multiprocessing.parent_process() is not None and calls[name] >= 3
-
-
-def good(x):
-    return -np.abs(x[:, 0])
-
-
-def also_good(x):
-    return -np.abs(x[:, 0])
-
-
-def exits(x):
-    if _third_call_in_a_worker("exits"):
-        sys.exit(3)
-    return -np.abs(x[:, 0])
-
-
-def killed_once(x):
-    if _third_call_in_a_worker("killed_once") and not ONCE.exists():
-        ONCE.touch()
-        os.kill(os.getpid(), signal.SIGKILL)
-    return -np.abs(x[:, 0])
-
-
-def killed_always(x):
-    if _third_call_in_a_worker("killed_always"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return -np.abs(x[:, 0])
-"""
-
-CURATED = """
-name: pool-faults
-seed: 2
-replicates: 10
-generations: 4
-data: {kind: gaussian, n_real: 8, n_test: 4}
-model: {kind: gaussian}
-scheme: {kind: mix, lam: 1.0}
-curation: {kind: bradley_terry, k: 2, reward: {kind: callable, params: {target: poolrewards:good}}}
-metrics: [gaussian_params]
-"""
 
 LONG = """
 name: pool-long
@@ -99,21 +42,8 @@ sweep: {{seed: [1, 2]}}
 """
 
 
-def frame(path: Path) -> pd.DataFrame:
-    with StoreReader(path) as reader:
-        out = long_frame(reader)
-    cats = out.select_dtypes("category").columns
-    out[cats] = out[cats].astype(str)
-    return out.sort_values(["run_id", "metric", "generation", "replicate"], ignore_index=True)
-
-
-def command(config: Path, store: Path, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-c", "from selfconsume.cli import app; app()", "run", str(config)]
-    return [*cmd, "--store", str(store), "--workers", "2", *extra]
-
-
-def env(*paths: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), SRC])}
+def command(config: Path, store: Path) -> list[str]:
+    return cli("run", str(config), "--store", str(store), "--workers", "2")
 
 
 def start(cmd: list[str], environ: dict[str, str]) -> subprocess.Popen:
@@ -134,21 +64,9 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
-@pytest.fixture
-def rewards(tmp_path, monkeypatch) -> Path:
-    """A folder holding the user's reward module (importable here and in the workers)."""
-    folder = tmp_path / "user"
-    folder.mkdir()
-    (folder / "poolrewards.py").write_text(REWARDS)
-    monkeypatch.syspath_prepend(str(folder))
-    sys.modules.pop("poolrewards", None)
-    return folder
-
-
 def curated_sweep(tmp_path: Path, targets: list[str]) -> Path:
     config = tmp_path / "curated.yaml"
-    swept = ", ".join(f"poolrewards:{t}" for t in targets)
-    config.write_text(CURATED + f"sweep: {{curation.reward.params.target: [{swept}]}}\n")
+    config.write_text(curated_config("pool-faults", *targets))
     return config
 
 
@@ -159,10 +77,10 @@ def by_target(store: Path) -> dict:
 # --- a user's code ending its worker ---------------------------------------------------------------
 
 
-def test_a_reward_calling_sys_exit_fails_its_run_and_its_sibling_finishes(tmp_path, rewards):
+def test_a_reward_calling_sys_exit_fails_its_run_and_its_sibling_finishes(tmp_path, user_rewards):
     """It used to hang: the SystemExit escaped the sweep's loop and the pool waited forever."""
     config, store = curated_sweep(tmp_path, ["good", "exits"]), tmp_path / "s.sqlite"
-    proc = start(command(config, store), env(rewards))
+    proc = start(command(config, store), env(user_rewards))
     code, stderr = finish(proc)
     assert code == 1, stderr
     assert "Traceback" not in stderr
@@ -174,7 +92,7 @@ def test_a_reward_calling_sys_exit_fails_its_run_and_its_sibling_finishes(tmp_pa
     assert f"run {failed.run_id} failed: SystemExit: 3" in stderr
 
 
-def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, rewards):
+def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, user_rewards):
     """A reward SIGKILLing its worker once resumes on a fresh worker to the numbers of a run never
     killed; one killing it every time fails alone, with the reason; the others never notice. It
     used to fail 3 runs of 4 with BrokenProcessPool and no traceback."""
@@ -182,11 +100,11 @@ def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, rewards)
     config, store = curated_sweep(tmp_path, targets), tmp_path / "s.sqlite"
     reference = tmp_path / "reference.sqlite"
     run_experiment(config, store=reference)  # in this process no reward kills
-    proc = start(command(config, store), env(rewards))
+    proc = start(command(config, store), env(user_rewards))
     code, stderr = finish(proc)
     assert code == 1, stderr
     assert "Traceback" not in stderr
-    assert (rewards / "killed-once").exists()  # the kill did happen
+    assert (user_rewards / "killed-once").exists()  # the kill did happen
     runs = by_target(store)
     assert {t: r.status for t, r in runs.items()} == {
         "good": "done",
@@ -199,7 +117,7 @@ def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, rewards)
     assert failed.error.startswith("WorkerDied: twice") and "killed by SIGKILL" in failed.error
     assert failed.traceback.count("was killed by SIGKILL") == 2
     done = [r.run_id for r in runs.values() if r.status == "done"]
-    ours, theirs = frame(store), frame(reference)
+    ours, theirs = export(store), export(reference)
     pd.testing.assert_frame_equal(
         ours[ours.run_id.isin(done)].reset_index(drop=True),
         theirs[theirs.run_id.isin(done)].reset_index(drop=True),
@@ -209,20 +127,7 @@ def test_a_dying_worker_costs_only_its_run_which_resumes_once(tmp_path, rewards)
 # --- a full disk -----------------------------------------------------------------------------------
 
 
-def _why_no_tmpfs() -> str | None:
-    """Why a private tmpfs cannot be mounted here, or None."""
-    if shutil.which("unshare") is None:
-        return "unshare is not installed"
-    if os.geteuid() != 0:
-        return "needs root for unshare -m and mount"
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "mount", "-t", "tmpfs", "tmpfs", "/mnt"],
-        capture_output=True,
-    )
-    return None if probe.returncode == 0 else "unshare -m / mount are not permitted here"
-
-
-@pytest.mark.skipif(bool(_why_no_tmpfs()), reason=str(_why_no_tmpfs()))
+@NEEDS_MOUNT
 def test_a_full_disk_stops_a_pooled_sweep_in_seconds_and_it_resumes(tmp_path):
     """The store lives on a 3 MB tmpfs that the sweep fills. It used to hang for good, every run
     left `running`. Now: exit 1 with one line, every run interrupted with the reason (SQLite
@@ -252,7 +157,7 @@ def test_a_full_disk_stops_a_pooled_sweep_in_seconds_and_it_resumes(tmp_path):
     assert not (copy / "s.sqlite-reserve").exists()  # the reserve was given back
     outcomes = run_experiment(config, store=copy / "s.sqlite")
     assert [o.status for o in outcomes] == ["done", "done"]
-    pd.testing.assert_frame_equal(frame(copy / "s.sqlite"), frame(reference))
+    pd.testing.assert_frame_equal(export(copy / "s.sqlite"), export(reference))
 
 
 FILL_AND_STOP = """
@@ -278,7 +183,7 @@ print(store.run(cfg.run_id).status)
 """
 
 
-@pytest.mark.skipif(bool(_why_no_tmpfs()), reason=str(_why_no_tmpfs()))
+@NEEDS_MOUNT
 @pytest.mark.parametrize(("reserve", "status"), [(1 << 20, "interrupted"), (0, "running")])
 def test_the_writers_reserve_lets_sqlite_record_a_run_on_a_full_disk(tmp_path, reserve, status):
     """With the disk filled to the last byte, marking a run interrupted needs SQLite to grow its
@@ -310,17 +215,6 @@ def test_the_writers_reserve_lets_sqlite_record_a_run_on_a_full_disk(tmp_path, r
 
 
 # --- the sweep's own process killed ----------------------------------------------------------------
-
-
-def committed(store: Path) -> int:
-    try:
-        db = sqlite3.connect(store, timeout=1)
-        try:
-            return db.execute("SELECT COALESCE(SUM(generations_done), 0) FROM runs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return 0
 
 
 def gone(proc: psutil.Process) -> bool:
