@@ -160,3 +160,25 @@ def t_interval(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean, se = mean_se(values)
     dof = max(values.shape[1] - 1, 1)
     return mean, stats.t.ppf(0.975, dof) * se
+
+
+def curve(ax: Any, label: str, values: np.ndarray, law: Any = None, alpha: float = 0.2) -> Any:
+    """A run's mean over replicates per generation with its 95% t-interval band (values (G, R))
+    and, where given, its closed form `law` (G,) dashed; returns the curve's colour (for the
+    run's other panels)."""
+    mean, half = t_interval(values)
+    gens = np.arange(len(mean))
+    (line,) = ax.plot(gens, mean, label=label)
+    ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=alpha)
+    if law is not None:
+        ax.plot(gens, law, ls="--", color="k", lw=0.8)
+    return line.get_color()
+
+
+def theory_rows(label: str, quantity: str, law: np.ndarray, values: np.ndarray) -> list[TheoryRow]:
+    """The closed form `law` (G,) against the simulated `values` (G, R) at generation 1, the
+    middle one and the last."""
+    mean, se = mean_se(values)
+    last = len(law) - 1
+    shown = sorted({1, last // 2, last} & set(range(last + 1)))
+    return [TheoryRow(label, quantity, g, law[g], mean[g], se[g]) for g in shown]

@@ -13,7 +13,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from selfconsume.data.regression import RegressionSource
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
+from selfconsume.report.base import (
+    Experiment,
+    Figure,
+    RunData,
+    curve,
+    figure_maker,
+    save,
+    t_interval,
+)
 from selfconsume.report.labels import synthetic_count
 from selfconsume.theory import neon, weighting
 from selfconsume.theory import regression as regression_theory
@@ -164,12 +172,8 @@ def self_correction_curves(exp: Experiment, out: Path) -> list[Figure]:
     fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4), squeeze=False)
     for ax, name in zip(axes[0], shown, strict=True):
         for run in runs:
-            if name not in run.metrics:
-                continue
-            mean, half = t_interval(run.metrics[name])
-            gens = np.arange(len(mean))
-            (line,) = ax.plot(gens, mean, label=run.label)
-            ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.15)
+            if name in run.metrics:
+                curve(ax, run.label, run.metrics[name], alpha=0.15)
         ax.set(xlabel="generation t", title=name)
     axes[0][0].legend(fontsize=7)
     caption = (
@@ -206,11 +210,7 @@ def neon_sweep(exp: Experiment, out: Path) -> list[Figure]:
         return []
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for run, law in runs:
-        mean, half = t_interval(run.metrics["std"])
-        gens = np.arange(len(mean))
-        (line,) = ax.plot(gens, mean, label=run.label)
-        ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.2)
-        ax.plot(gens, law, ls="--", color="k", lw=0.8)
+        curve(ax, run.label, run.metrics["std"], law)
     ax.set(xlabel="generation t", ylabel=r"mean $\sigma_t$", yscale="log")
     ax.set_title(r"Neon: $\theta_0 + w(\theta_0 - \theta_s)$ (dashed: closed form)")
     ax.legend(fontsize=8)

@@ -19,11 +19,11 @@ from selfconsume.report.base import (
     Figure,
     RunData,
     TheoryRow,
+    curve,
     figure_maker,
-    mean_se,
     save,
-    t_interval,
     table_maker,
+    theory_rows,
 )
 from selfconsume.report.labels import synthetic_count
 from selfconsume.theory import regression as theory
@@ -70,16 +70,9 @@ def regression_collapse(exp: Experiment, out: Path) -> list[Figure]:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
-        error = run.metrics["test_error"]
-        gens = np.arange(len(error))
-        mean, half = t_interval(error)
-        (line,) = ax.plot(gens, mean, label=run.label)
-        ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.2)
-        expected = closed_form(run)
-        if expected is not None:
-            ax.plot(gens, expected, ls="--", color="k", lw=0.8)
+        color = curve(ax, run.label, run.metrics["test_error"], closed_form(run))
         if "sigma_hat_sq" in run.metrics:
-            ax2.plot(gens, np.median(run.metrics["sigma_hat_sq"], 1), color=line.get_color())
+            ax2.plot(np.median(run.metrics["sigma_hat_sq"], 1), color=color)
     ax.set(xlabel="generation t", ylabel=r"$E\,\|\hat w_t - w^*\|^2_\Sigma$")
     ax.set_title("test error (dashed: closed form)")
     ax.legend(fontsize=7)
@@ -99,10 +92,6 @@ def regression_theory(exp: Experiment) -> list[TheoryRow]:
     rows = []
     for run in _regression_runs(exp):
         expected = closed_form(run)
-        if expected is None:
-            continue
-        mean, se = mean_se(run.metrics["test_error"])
-        last = len(expected) - 1
-        for g in sorted({1, last // 2, last} & set(range(last + 1))):
-            rows.append(TheoryRow(run.label, "E‖ŵ_t − w*‖²_Σ", g, expected[g], mean[g], se[g]))
+        if expected is not None:
+            rows += theory_rows(run.label, "E‖ŵ_t − w*‖²_Σ", expected, run.metrics["test_error"])
     return rows

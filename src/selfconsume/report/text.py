@@ -21,11 +21,11 @@ from selfconsume.report.base import (
     Figure,
     RunData,
     TheoryRow,
+    curve,
     figure_maker,
-    mean_se,
     save,
-    t_interval,
     table_maker,
+    theory_rows,
 )
 from selfconsume.report.curves import INTERVAL, panels
 from selfconsume.report.labels import synthetic_count
@@ -74,17 +74,10 @@ def text_collapse(exp: Experiment, out: Path) -> list[Figure]:
         return []
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for run in runs:
-        collision = run.metrics["collision"]
-        gens = np.arange(len(collision))
-        mean, half = t_interval(collision)
-        (line,) = ax.plot(gens, mean, label=run.label)
-        ax.fill_between(gens, mean - half, mean + half, color=line.get_color(), alpha=0.2)
-        law = collision_law(run)
-        if law is not None:
-            ax.plot(gens, law, ls="--", color="k", lw=0.8)
+        color = curve(ax, run.label, run.metrics["collision"], collision_law(run))
         lost = run.metrics.get("support_lost_1")
         if lost is not None:
-            ax2.plot(gens, np.nanmean(lost, 1), color=line.get_color())
+            ax2.plot(np.nanmean(lost, 1), color=color)
     ax.set(xlabel="generation t", ylabel=r"$E\,\sum_w p_t(w)^2$")
     ax.set_title("collision probability (dashed: exact law)")
     ax.legend(fontsize=7)
@@ -106,12 +99,8 @@ def text_theory(exp: Experiment) -> list[TheoryRow]:
     rows = []
     for run in _text_runs(exp):
         law = collision_law(run)
-        if law is None:
-            continue
-        mean, se = mean_se(run.metrics["collision"])
-        last = len(law) - 1
-        for g in sorted({1, last // 2, last} & set(range(last + 1))):
-            rows.append(TheoryRow(run.label, "E Σ p_t(w)²", g, law[g], mean[g], se[g]))
+        if law is not None:
+            rows += theory_rows(run.label, "E Σ p_t(w)²", law, run.metrics["collision"])
     return rows
 
 
