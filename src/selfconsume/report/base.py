@@ -175,10 +175,12 @@ def curve(ax: Any, label: str, values: np.ndarray, law: Any = None, alpha: float
     return line.get_color()
 
 
-def theory_rows(label: str, quantity: str, law: np.ndarray, values: np.ndarray) -> list[TheoryRow]:
-    """The closed form `law` (G,) against the simulated `values` (G, R) at generation 1, the
+def theory_rows(label: str, quantity: str, values: np.ndarray, law: np.ndarray) -> list[TheoryRow]:
+    """The simulated `values` (G, R) against the closed form `law` (G,) at generation 1, the
     middle one and the last."""
     mean, se = mean_se(values)
-    last = len(law) - 1
+    last = len(values) - 1
     shown = sorted({1, last // 2, last} & set(range(last + 1)))
-    return [TheoryRow(label, quantity, g, law[g], mean[g], se[g]) for g in shown]
+    return [
+        TheoryRow(label, quantity, g, float(law[g]), float(mean[g]), float(se[g])) for g in shown
+    ]

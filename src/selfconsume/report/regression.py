@@ -93,5 +93,5 @@ def regression_theory(exp: Experiment) -> list[TheoryRow]:
     for run in _regression_runs(exp):
         expected = closed_form(run)
         if expected is not None:
-            rows += theory_rows(run.label, "E‖ŵ_t − w*‖²_Σ", expected, run.metrics["test_error"])
+            rows += theory_rows(run.label, "E‖ŵ_t − w*‖²_Σ", run.metrics["test_error"], expected)
     return rows

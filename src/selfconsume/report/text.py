@@ -100,7 +100,7 @@ def text_theory(exp: Experiment) -> list[TheoryRow]:
     for run in _text_runs(exp):
         law = collision_law(run)
         if law is not None:
-            rows += theory_rows(run.label, "E Σ p_t(w)²", law, run.metrics["collision"])
+            rows += theory_rows(run.label, "E Σ p_t(w)²", run.metrics["collision"], law)
     return rows
 
 

@@ -22,9 +22,9 @@ from selfconsume.report.base import (
     RunData,
     TheoryRow,
     figure_maker,
-    mean_se,
     save,
     table_maker,
+    theory_rows,
 )
 from selfconsume.report.labels import population_lam, synthetic_count
 from selfconsume.theory import gaussian as theory
@@ -72,11 +72,6 @@ def _warmup_runs(exp: Experiment, scheme: str) -> list[tuple[RunData, Series]]:
         if synthetic_count(run.config) in (round(lam_n), half_up(lam_n)):
             out.append((run, series))
     return out
-
-
-def _shown(last: int) -> list[int]:
-    """The generations a theory table reports: 1, the middle and the last."""
-    return sorted({g for g in (1, last // 2, last) if 0 <= g <= last})
 
 
 def sigma_collapse_figure(runs: list[tuple[RunData, Series]]) -> plt.Figure:
@@ -167,31 +162,27 @@ def mixed_variance(exp: Experiment, out: Path) -> list[Figure]:
     ]
 
 
-def _rows(run: RunData, quantity: str, values: np.ndarray, expected: np.ndarray) -> list[TheoryRow]:
-    mean, se = mean_se(values)
-    return [
-        TheoryRow(run.label, quantity, g, float(expected[g]), float(mean[g]), float(se[g]))
-        for g in _shown(len(values) - 1)
-    ]
-
-
 @table_maker
 def warmup_theory(exp: Experiment) -> list[TheoryRow]:
     """Fully synthetic: E[sigma_t], E[sigma_t^2], E[(mu_t - mu)^2], E[W2^2]; mix: E[sigma_t^2]."""
     rows = []
     for run, (n, mu, sigma, est, psi, std, gens) in _warmup_runs(exp, "replace"):
         setting = (gens, n, sigma, est, psi)
-        rows += _rows(run, "E[σ_t]", std, theory.expected_sigma(*setting))
-        rows += _rows(run, "E[σ_t²]", std**2, theory.expected_variance(*setting))
+        rows += theory_rows(run.label, "E[σ_t]", std, theory.expected_sigma(*setting))
+        rows += theory_rows(run.label, "E[σ_t²]", std**2, theory.expected_variance(*setting))
         if "mean" in run.metrics:
             error = (run.metrics["mean"] - mu) ** 2
-            rows += _rows(run, "E[(μ_t − μ)²]", error, theory.expected_mean_sq_error(*setting))
+            rows += theory_rows(
+                run.label, "E[(μ_t − μ)²]", error, theory.expected_mean_sq_error(*setting)
+            )
         if "w2_sq" in run.metrics:
-            rows += _rows(run, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(*setting))
+            rows += theory_rows(
+                run.label, "E[W₂²]", run.metrics["w2_sq"], theory.expected_w2_sq(*setting)
+            )
     for run, (n, _, sigma, est, psi, std, gens) in _warmup_runs(exp, "mix"):
         lam = population_lam(run.config)
         expected, _ = theory.expected_mix_moments(len(gens) - 1, n, lam, sigma, est, psi)
-        rows += _rows(run, "E[σ_t²]", std**2, expected)
+        rows += theory_rows(run.label, "E[σ_t²]", std**2, expected)
     return rows
 
 
@@ -268,5 +259,5 @@ def covariance_theory(exp: Experiment) -> list[TheoryRow]:
     rows = []
     for run, c in _dim_runs(exp):
         for label, values, expected in _dim_quantities(run, c):
-            rows += _rows(run, label, values, expected)
+            rows += theory_rows(run.label, label, values, expected)
     return rows
