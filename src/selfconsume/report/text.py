@@ -152,12 +152,15 @@ def p0_perplexity_histograms(exp: Experiment, out: Path) -> list[Figure]:
         return []
     cols = min(3, len(runs))
     rows = -(-len(runs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True
+    )
+    shown = [percentiles(run)[shown_generations(len(run.metrics["p0_perplexity"]))] for run in runs]
+    finite = np.concatenate([q[np.isfinite(q)] for q in shown])
+    edges = np.linspace(finite.min(), finite.max(), BINS + 1)  # the same bins in every panel
     for ax, run in zip(axes.flat, runs, strict=False):
         log_q = percentiles(run)
         gens = shown_generations(len(log_q))
-        finite = log_q[gens][np.isfinite(log_q[gens])]
-        edges = np.linspace(finite.min(), finite.max(), BINS + 1)
         colors = plt.cm.viridis(np.linspace(0, 0.9, len(gens)))
         for g, color in zip(gens, colors, strict=True):
             share = mixture_histogram(log_q[g], edges)
