@@ -167,3 +167,23 @@ def test_metrics_of_a_categorical_law_refuse_the_ngram_family():
 
     with pytest.raises(ConfigError, match="needs a discrete model"):
         resolve(unigram_run(1, replicates=2, metrics=["entropy"]))
+
+
+def tiny_transformer_run() -> dict:
+    """A tiny transformer fine-tuned on its own samples (warm start), with both text groups."""
+    params = {"n_layer": 1, "n_embd": 16, "n_head": 2, "train_steps": 30, "finetune_steps": 10}
+    return unigram_run(
+        3,
+        replicates=2,
+        model={"kind": "transformer", "warm_start": True, "params": params},
+    )
+
+
+def test_a_transformer_compares_with_its_frozen_generation_zero_also_after_resuming(tmp_path):
+    whole_path, halves_path = tmp_path / "whole.sqlite", tmp_path / "halves.sqlite"
+    whole, (rid,) = run_raw(tiny_transformer_run(), whole_path)
+    interrupt_after(resolve(tiny_transformer_run()), Store(halves_path), 1)
+    halves, _ = run_raw(tiny_transformer_run(), halves_path)
+    for name in ("p0_perplexity", "p0_perplexity_q50", "perplexity"):
+        np.testing.assert_array_equal(metric(halves, rid, name), metric(whole, rid, name))
+    assert np.all(np.isfinite(metric(whole, rid, "p0_perplexity")))
