@@ -44,8 +44,8 @@ An n-gram survives a fit when the training set holds it at least once.
 - Unigram (order 1), over generations. A token of probability q appears among N i.i.d. tokens
   with probability 1 - (1 - q)^N. Its count in the next fit is Bin(N, q) whatever the other tokens
   do (a multinomial's marginal), and its probability there is count / N, so its count X_t alone is
-  a Markov chain (neutral Wright-Fisher): X_1 ~ Bin(N, p_0(w)), X_{t+1} ~ Bin(N, X_t / N), 0
-  absorbing. P(w lost by generation t) = P(X_t = 0), a row of the (N + 1)-state chain's t-th
+  a Markov chain (neutral Wright-Fisher, the discrete family's chain of `theory.discrete`):
+  X_1 ~ Bin(N, p_0(w)), X_{t+1} ~ Bin(N, X_t / N), 0 absorbing. P(w lost by generation t) = P(X_t = 0), a row of the (N + 1)-state chain's t-th
   power (`unigram_support_lost`); the expected share of p_0's tokens lost is its mean over them.
   It tends to 1 - 1/|support of p_0| as t grows: in the end one token holds all N draws.
 - Order n, one generation, given p_t. Sampling walks a chain on contexts (the n - 1 previous
@@ -66,7 +66,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import binom
+
+from selfconsume.theory.discrete import count_laws
 
 
 def seddik(m: ArrayLike, n: int, s0: ArrayLike) -> np.ndarray:
@@ -96,17 +97,14 @@ def collision_mix(t: ArrayLike, n_real_tokens: int, n_synthetic_tokens: int, s0:
 
 def unigram_support_lost(t: int, n_tokens: int, p0: np.ndarray) -> np.ndarray:
     """E[share of p_0's tokens with p_t(w) = 0] (...,) under replace, for unigram laws p0 (..., V)
-    fitted by maximum likelihood on n_tokens tokens per generation (see the module docstring)."""
+    fitted by maximum likelihood on n_tokens tokens per generation: the discrete family's
+    Wright-Fisher count laws (`theory.discrete.count_laws`) started from p_0, t - 1 steps on."""
     p0 = np.asarray(p0, dtype=float)
     if t == 0:
         return np.zeros(p0.shape[:-1])
-    states = np.arange(n_tokens + 1)
-    step = binom.pmf(states[None, :], n_tokens, states[:, None] / n_tokens)  # (N+1, N+1)
-    law = binom.pmf(states, n_tokens, p0[..., None])  # X_1 of each token, (..., V, N+1)
-    for _ in range(t - 1):
-        law = law @ step
+    lost = count_laws(t - 1, n_tokens, p0.ravel())[-1, :, 0].reshape(p0.shape)
     kept = p0 > 0
-    return np.where(kept, law[..., 0], 0.0).sum(-1) / kept.sum(-1)
+    return np.where(kept, lost, 0.0).sum(-1) / kept.sum(-1)
 
 
 def ngram_support_step(
