@@ -148,16 +148,16 @@ def p0_perplexity_histograms(exp: Experiment, out: Path) -> list[Figure]:
     """Shumailov et al.'s figure: per arm, the histogram of the perplexity of p_t's samples under
     the generation-0 model, one curve per generation; then its median and tail by generation."""
     runs = _p0_runs(exp)[:MAX_ARMS]
-    if not runs:
+    shown = [percentiles(run)[shown_generations(len(run.metrics["p0_perplexity"]))] for run in runs]
+    finite = np.concatenate([q[np.isfinite(q)] for q in shown]) if runs else np.empty(0)
+    if not finite.size:  # no run, or p_0 gave every shown sample probability 0
         return []
+    edges = np.linspace(finite.min(), finite.max(), BINS + 1)  # the same bins in every panel
     cols = min(3, len(runs))
     rows = -(-len(runs) // cols)
     fig, axes = plt.subplots(
         rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False, sharex=True
     )
-    shown = [percentiles(run)[shown_generations(len(run.metrics["p0_perplexity"]))] for run in runs]
-    finite = np.concatenate([q[np.isfinite(q)] for q in shown])
-    edges = np.linspace(finite.min(), finite.max(), BINS + 1)  # the same bins in every panel
     for ax, run in zip(axes.flat, runs, strict=False):
         log_q = percentiles(run)
         gens = shown_generations(len(log_q))
