@@ -112,7 +112,7 @@ def test_every_curation_kind_is_listed():
         ("scheme.lam=-0.5", "scheme.params.lam"),
         ("data.n_real=1", "data.n_real"),
         ("replicates=many", "replicates"),
-        ("model.kind=transformer", "model.kind"),
+        ("model.kind=no_such_family", "model.kind"),
         ("model.params.estimator=median", "model.params.estimator"),
         ("data.params.bogus=1", "data.params.bogus"),
         ("metrics=[nope]", "metrics"),
