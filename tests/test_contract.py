@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from selfconsume import kinds as table
 from selfconsume.data.base import DATA
 from selfconsume.data.toy2d import EightGaussians, EightGaussiansParams
 from selfconsume.loop.cures import CURES, RealWeight, RealWeightParams
@@ -27,6 +28,25 @@ def test_every_registered_kind_keeps_its_roles_contract(role, kind):
         check_kind(role, kind)
     except Unavailable as why:
         pytest.skip(str(why))
+
+
+def test_the_suite_covers_every_kind_in_the_kinds_table():
+    """What the suite runs over is every (role, kind) `selfconsume.kinds` lists, the newest too."""
+    tables = {
+        "data": table.DATA_KINDS,
+        "model": table.MODEL_KINDS,
+        "scheme": table.SCHEME_KINDS,
+        "selection": table.SELECTION_KINDS,
+        "cure": table.CURE_KINDS,
+        "metric": table.METRIC_KINDS,
+        "reward": table.REWARD_KINDS,
+    }
+    listed = {(role, kind) for role, t in tables.items() for kind in t}
+    assert listed <= set(registered())  # plug-ins registered by other tests come on top
+    newest = {("model", "transformer"), ("data", "text_file"), ("metric", "p0_perplexity")}
+    newest |= {("reward", k) for k in ("lexicon", "char_class", "text_classifier")}
+    newest |= {("selection", "verifier")} | {("cure", k) for k in table.CURE_KINDS}
+    assert newest <= set(registered())
 
 
 MEAN = {"outputs": ("mean_value",)}
@@ -168,6 +188,25 @@ def test_a_reward_that_scores_a_batch_rather_than_each_sample_is_caught(plugin):
     kind = plugin(REWARDS, "relative", batch_relative)
     with pytest.raises(AssertionError, match="a sample scores the same alone"):
         check_kind("reward", kind)
+
+
+def test_a_kind_listed_but_never_registered_fails_the_suite(monkeypatch):
+    monkeypatch.setattr(
+        SCHEMES, "_modules", {**SCHEMES._modules, "ghost": "selfconsume.loop.schemes"}
+    )
+    assert ("scheme", "ghost") in registered()
+    with pytest.raises(AssertionError, match="scheme 'ghost' is not registered.*unknown kind"):
+        check_kind("scheme", "ghost")
+
+
+def test_a_kind_needing_params_without_an_example_fails_the_suite(plugin):
+    class NeedsLam(MixParams):
+        lam: float  # no default: the suite cannot build it without an example
+
+    kind = plugin(SCHEMES, "needs_lam", Mix, NeedsLam)
+    with pytest.raises(AssertionError, match="'needs_lam': its example does not validate.*lam"):
+        check_kind("scheme", kind)
+    check_kind("scheme", plugin(SCHEMES, "given_lam", Mix, NeedsLam, Example({"lam": 0.5})))
 
 
 def test_an_example_needing_a_missing_extra_is_unavailable(plugin):

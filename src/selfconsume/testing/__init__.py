@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+from selfconsume.errors import ConfigError
 from selfconsume.testing.base import Case, sample_norm
 
 ROLES = ("data", "model", "scheme", "selection", "cure", "metric", "reward")
@@ -66,7 +67,10 @@ def checks(role: str, kind: str) -> list[Callable[[], None]]:
     the broken promise (the first line of its docstring)."""
     module = _role(role)
     registry = module.REGISTRY
-    entry = registry.get(kind)
+    try:
+        entry = registry.get(kind)
+    except ConfigError as exc:  # listed in selfconsume.kinds, but its module never registers it
+        raise AssertionError(f"{role} {kind!r} is not registered -- {exc}") from exc
     for name in entry.example.requires:
         if importlib.util.find_spec(name) is None:
             raise Unavailable(f"{role} {kind!r} needs {name!r} (an optional extra)")
@@ -79,6 +83,11 @@ def checks(role: str, kind: str) -> list[Callable[[], None]]:
                 except AssertionError as exc:
                     promise = (check.__doc__ or check.__name__).strip().splitlines()[0]
                     raise AssertionError(f"{role} {kind!r}: {promise} -- {exc}") from exc
+                except ConfigError as exc:  # its example (or default) params or run are invalid
+                    raise AssertionError(
+                        f"{role} {kind!r}: its example does not validate -- {exc}"
+                        " (declare example=Example(...) where it is registered)"
+                    ) from exc
 
         run.__name__ = check.__name__
         return run
