@@ -27,7 +27,7 @@ from selfconsume.loop.run import Resume, read_resume
 from selfconsume.plan import resolve
 from selfconsume.store.checkpoint import from_bytes
 from selfconsume.store.sqlite import Store
-from selfconsume.sweep.executors import run_on_worker
+from selfconsume.sweep.executors import FREE_PORT, run_on_worker
 from selfconsume.sweep.wire import (
     SendingSink,
     decode_record,
@@ -159,7 +159,7 @@ def test_a_task_rerun_behind_the_committed_generation_returns_stale_at_once(tmp_
     from dask.distributed import Client, LocalCluster, Variable
 
     with (
-        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=1, processes=False, dashboard_address=FREE_PORT) as cluster,
         Client(cluster) as client,
     ):
         Variable("chan-committed", client=client).set({"r": 3})
@@ -206,12 +206,6 @@ def test_the_client_dying_resumes_on_rerun(config_file, tmp_path):
     pd.testing.assert_frame_equal(export(store_path), export(reference))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _one_error_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, output
@@ -227,8 +221,10 @@ def run_on(scheduler: str, config_file: Path, tmp_path: Path, *extra: str):
 
 
 def test_an_unreachable_scheduler_exits_2_naming_it(config_file, tmp_path):
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    result, seconds = run_on(address, config_file, tmp_path)
+    with socket.socket() as held:  # bound but never listening: refused, and no one else's port
+        held.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        result, seconds = run_on(address, config_file, tmp_path)
     assert seconds < 30
     assert result.exit_code == 2, result.output
     assert address in _one_error_line(result.output)
@@ -237,7 +233,7 @@ def test_an_unreachable_scheduler_exits_2_naming_it(config_file, tmp_path):
 def test_a_scheduler_without_workers_exits_1_naming_it(config_file, tmp_path):
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address=FREE_PORT) as cluster:
         address = cluster.scheduler_address
         result, seconds = run_on(address, config_file, tmp_path, "--wait-workers", "1")
         assert seconds < 30

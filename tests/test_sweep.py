@@ -11,6 +11,7 @@ from selfconsume.api import run_experiment
 from selfconsume.models.base import MODELS
 from selfconsume.models.gaussian import GaussianModel, GaussianModelParams
 from selfconsume.store.sqlite import Store
+from selfconsume.sweep.executors import FREE_PORT
 
 CONFIG = """
 name: sweep-test
@@ -79,7 +80,7 @@ def test_cli_on_an_existing_dask_scheduler(config_file, tmp_path):
 
     store = tmp_path / "remote.sqlite"
     with LocalCluster(
-        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=FREE_PORT
     ) as cluster:
         result = CliRunner().invoke(
             app,

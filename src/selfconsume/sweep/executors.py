@@ -47,6 +47,9 @@ SETTLE_SECONDS = 60.0
 CONNECT_SECONDS = 5.0
 WAIT_WORKERS = 60.0
 """Default: how long a scheduler may have no workers (at the start or later) before we give up."""
+FREE_PORT = "127.0.0.1:0"
+"""A local cluster's HTTP address: a free port (None would still bind the scheduler's routes to
+8787, which two sweeps or a parallel test session cannot share)."""
 log = logging.getLogger(__name__)
 
 
@@ -284,7 +287,7 @@ def run_dask(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=FREE_PORT,
         )
     try:
         client = _connect(scheduler or cluster)
