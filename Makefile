@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 STORE ?= runs/store.sqlite
 WORKERS ?= 2
+# Test processes (pytest-xdist, a file per process at a time: a module's fixtures are built once);
+# 0 runs the tests in pytest's own process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-quick chromium bench lint format clean
 
@@ -19,12 +23,12 @@ demo: $(STAMP)
 	$(BIN)/selfconsume report --store $(STORE) --out report
 
 test: $(STAMP) chromium
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The edit loop: every test but those marked slow (presets at quick scale, deep families trained
 # to a tolerance, the browser), which take about half of make test's time.
 test-quick: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The report's browser test runs headless Chromium: installed with apt-get when missing and this
 # is root (instant when present); otherwise that test skips, saying why (and fails in CI).
