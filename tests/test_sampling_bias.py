@@ -216,10 +216,10 @@ def test_cli_refuses_psi_not_positive_and_writes_nothing(tmp_path, value):
 @pytest.mark.slow
 def test_preset_runs_quick_and_reports_precision_recall_per_psi(tmp_path):
     store = tmp_path / "store.sqlite"
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds of this process (the runs are in it): load-free
     result = CliRunner().invoke(app, ["run", "sampling-bias", "--quick", "--store", str(store)])
     assert result.exit_code == 0, result.output
-    assert time.perf_counter() - start < 60
+    assert time.process_time() - start < 60
     reader = StoreReader(store)
     (exp,) = load_experiments(reader)
     assert sorted((psi_of(r), scheme_label(r.config)) for r in exp.runs) == sorted(
