@@ -11,8 +11,14 @@ with `ast` (nothing is imported, nothing downloaded), one docstring per document
 (the corpus's distinct characters, in code-point order). Documents are split once, by a
 permutation seeded with `seed`, into disjoint classifier / test / real parts, as the image tier
 does; each part is its documents joined by a blank line and cut into non-overlapping windows of L
-characters. A replicate's real set is n_real distinct windows of the real part, its test set n_test
+tokens. A replicate's real set is n_real distinct windows of the real part, its test set n_test
 distinct windows of the test part. The corpus is read once per process.
+
+`tokens: bpe` (the `bpe` extra, `tokenizers`) replaces the characters by a byte-pair encoding of at
+most `bpe_vocab` tokens learnt on the real part only (the test and classifier parts never shape
+it): every character of the corpus is a token, words are split before their leading space (GPT-2's
+pre-tokenisation), and a token's text is its piece, so decoding is concatenation and exact. Such a
+source has no character `alphabet`, so the character rewards (lexicon, char_class) refuse it.
 
 `text_file` is a user's own corpus, cut and split the same way (`CharacterCorpus`): a UTF-8 file
 whose documents are separated by blank lines, or a folder whose files (hidden ones skipped) are one
@@ -26,9 +32,9 @@ import functools
 import os
 import re
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -47,6 +53,9 @@ SKIPPED = frozenset(
 """Standard-library folders that hold test data, tools or third-party code, not documentation."""
 MAX_CORPUS_BYTES = 256 * 2**20
 """Most bytes a text_file corpus may hold (a file, or a folder's files together)."""
+WORDS = r" ?[^\s]+|\s"
+"""BPE pre-tokenisation: a word with its leading space, or one white-space character; merges
+never cross these pieces."""
 
 
 @runtime_checkable
@@ -209,11 +218,17 @@ def inverse_cdf_rows(cdf: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.nda
 
 class StdlibTextParams(Params):
     length: int = Field(default=64, ge=1, le=100_000)
-    """L, the characters per window."""
+    """L, the tokens (characters unless `tokens: bpe`) per window."""
     classifier_fraction: float = Field(default=0.2, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     seed: int = Field(default=0, ge=0)
     """The seed of the split by document."""
+    tokens: Literal["characters", "bpe"] = "characters"
+    """characters, or a byte-pair encoding learnt on the real part (the `bpe` extra)."""
+    bpe_vocab: int = Field(default=512, ge=2, le=4096)
+    """bpe: the most tokens (never fewer than the corpus's distinct characters)."""
+
+    LATER: ClassVar[dict[str, Any]] = {"tokens": "characters", "bpe_vocab": 512}
 
     @model_validator(mode="after")
     def _fractions(self) -> StdlibTextParams:
@@ -253,36 +268,42 @@ def stdlib_docstrings() -> tuple[str, ...]:
 
 
 class CharacterCorpus:
-    """Documents of text as character windows of L (R, n, L), split by document into disjoint
-    classifier / test / real parts (see the module docstring); built by a kind from its documents
-    and its params (length, classifier_fraction, test_fraction, seed)."""
+    """Documents of text as token windows of L (R, n, L), characters or BPE tokens, split by
+    document into disjoint classifier / test / real parts (see the module docstring); built by a
+    kind from its documents and its params (length, classifier_fraction, test_fraction, seed,
+    tokens, bpe_vocab)."""
 
     def __init__(self, docs: Sequence[str], params: StdlibTextParams) -> None:
-        self.alphabet = sorted(set("".join(docs)) | {"\n"})
-        self.vocab_size, self.dim = len(self.alphabet), params.length
-        code = {c: i for i, c in enumerate(self.alphabet)}
+        characters = sorted(set("".join(docs)) | {"\n"})
         fractions = [params.classifier_fraction, params.test_fraction]
-        parts = partition(len(docs), fractions, params.seed)
+        texts = [
+            "\n\n".join(docs[i] for i in part)
+            for part in partition(len(docs), fractions, params.seed)
+        ]
+        if params.tokens == "bpe":
+            self.pieces, encode = byte_pairs(texts[2], characters, params.bpe_vocab)
+        else:
+            self.alphabet = self.pieces = characters
+            encode = functools.partial(encode_characters, {c: i for i, c in enumerate(characters)})
+        self.vocab_size, self.dim = len(self.pieces), params.length
         self.classifier_windows, self.test_windows, self.real_windows = (
-            self._windows([docs[i] for i in part], code) for part in parts
+            self._windows(encode(text)) for text in texts
         )
         for windows, key in ((self.test_windows, "test_fraction"), (self.real_windows, "seed")):
             if len(windows) == 0:
                 raise ConfigError(
-                    f"data.params.length: {params.length} characters leave no window in a part "
+                    f"data.params.length: {params.length} tokens leave no window in a part "
                     f"(see {key})"
                 )
 
-    def _windows(self, docs: list[str], code: dict[str, int]) -> np.ndarray:
-        """The part's documents joined by a blank line, cut into windows of L tokens (m, L)."""
-        text = "\n\n".join(docs)
-        tokens = np.fromiter((code[c] for c in text), dtype=np.int64, count=len(text))
+    def _windows(self, tokens: np.ndarray) -> np.ndarray:
+        """A part's tokens cut into non-overlapping windows of L (m, L)."""
         m = len(tokens) // self.dim
         return tokens[: m * self.dim].reshape(m, self.dim)
 
     def decode(self, x: np.ndarray) -> str:
         """The text of one token sequence (L,)."""
-        return "".join(self.alphabet[i] for i in x)
+        return "".join(self.pieces[i] for i in x)
 
     def sample(self, replicates: int, n: int, rng: np.random.Generator) -> np.ndarray:
         """Real sets: n distinct windows of the real part per replicate."""
@@ -302,10 +323,47 @@ class CharacterCorpus:
         check_fits("data.n_test", n_test, np.arange(len(self.test_windows)), f"test {what}")
 
 
+def encode_characters(code: dict[str, int], text: str) -> np.ndarray:
+    """The character tokens of text (len(text),) int64."""
+    return np.fromiter((code[c] for c in text), dtype=np.int64, count=len(text))
+
+
+def byte_pairs(
+    text: str, characters: list[str], vocab: int
+) -> tuple[list[str], Callable[[str], np.ndarray]]:
+    """A byte-pair encoding of at most `vocab` tokens learnt on text (the real part) with the
+    `tokenizers` library: its pieces (token i's text; every one of `characters` is one, so any
+    part of the corpus encodes exactly) and its encoder, text -> tokens int64."""
+    try:
+        from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
+    except ImportError:
+        raise ConfigError(
+            "data.params.tokens: bpe needs the optional extra 'bpe' "
+            "(pip install 'selfconsume[bpe]', which installs tokenizers)"
+        ) from None
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(WORDS), behavior="isolated")
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        initial_alphabet=characters,
+        limit_alphabet=len(characters),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator([text], trainer=trainer)
+    ids = tokenizer.get_vocab()
+    pieces = sorted(ids, key=ids.__getitem__)
+
+    def encode(part: str) -> np.ndarray:
+        return np.array(tokenizer.encode(part).ids, dtype=np.int64)
+
+    return pieces, encode
+
+
 @DATA.register("stdlib_text", StdlibTextParams, example=Example({"length": 16}))
 class StdlibText(CharacterCorpus):
-    """The standard library's docstrings as character windows of L (R, n, L), split by document
-    into classifier / test / real parts; params: length, classifier_fraction, test_fraction, seed."""
+    """The standard library's docstrings as token windows of L (R, n, L), split by document into
+    classifier / test / real parts; params: length, classifier_fraction, test_fraction, seed,
+    tokens (characters | bpe), bpe_vocab."""
 
     def __init__(self, params: StdlibTextParams) -> None:
         docs = stdlib_docstrings()
@@ -374,9 +432,9 @@ def _read(path: Path, max_bytes: int) -> bytes:
     ),
 )
 class TextFile(CharacterCorpus):
-    """A user's UTF-8 corpus as character windows of L (R, n, L), split by document into
-    classifier / test / real parts; params: path (a file of blank-line-separated documents, or a
-    folder of one document per file), length, classifier_fraction, test_fraction, seed."""
+    """A user's UTF-8 corpus as token windows of L (R, n, L), split by document into classifier /
+    test / real parts; params: path (a file of blank-line-separated documents, or a folder of one
+    document per file), length, classifier_fraction, test_fraction, seed, tokens, bpe_vocab."""
 
     def __init__(self, params: TextFileParams) -> None:
         super().__init__(read_documents(Path(params.path)), params)

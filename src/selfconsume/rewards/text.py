@@ -31,7 +31,9 @@ from selfconsume.errors import ConfigError
 from selfconsume.registry import Example
 from selfconsume.rewards.base import REWARDS, Params, Reward
 
-CHARACTER_DATA = data_is(Characters, "character tokens (data.kind stdlib_text or text_file)")
+CHARACTER_DATA = data_is(
+    Characters, "character tokens (data.kind stdlib_text or text_file, tokens: characters)"
+)
 TOKEN_DATA = data_is(Tokens, "token data (data.kind markov_text, stdlib_text or text_file)")
 CLASSES = {
     "letter": str.isalpha,
