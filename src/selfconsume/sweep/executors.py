@@ -3,7 +3,9 @@
 One writer: only the process that ran the sweep opens the store. Workers compute; each finished
 generation travels back as a record (`sweep.wire`) and the `Writer` commits it, so a cluster needs
 no shared file system. Each worker uses one torch/BLAS thread (two single-threaded processes beat
-one two-threaded process on a small CPU).
+one two-threaded process on a small CPU). One process owns a GPU: when runs may work on one
+(`device: auto | cuda`) and torch sees CUDA devices, `--workers N` starts at most one worker per
+GPU, each seeing only its own (CUDA_VISIBLE_DEVICES), and says so in a log line.
 
 Failures stay with their run: whatever a run raises (sys.exit included) is recorded as that run's
 failure (with the worker's traceback) and its siblings go on. A worker that dies mid-run costs only
@@ -115,18 +117,32 @@ def run_on_worker(run_id: str, config_json: str, resume: bytes, start: int, chan
 def run_local(
     cfgs: Sequence[Config], store_path: Path, workers: int, poll: Poll
 ) -> list[RunOutcome]:
-    """Run configs in this process (workers=1) or on local worker processes (`sweep.pool`).
+    """Run configs in this process (workers=1) or on local worker processes (`sweep.pool`), at
+    most one per GPU when the runs may work on one (`device_workers`).
 
     Whatever stops the sweep (an interrupt, a full disk, a bug) first ends the workers, then marks
     the unfinished runs interrupted with that reason, then propagates."""
-    if workers <= 1 or len(cfgs) == 1:
+    workers = min(workers, len(cfgs))
+    gpus = cuda_devices() if workers > 1 and any(map(wants_gpu, cfgs)) else 0
+    capped = device_workers(workers, gpus)
+    if capped < workers:
+        log.warning(
+            "%d worker processes asked, %d started: one process per GPU (%d CUDA device%s), "
+            "so runs on a GPU do not fight over it",
+            workers,
+            capped,
+            gpus,
+            "" if gpus == 1 else "s",
+        )
+    if capped <= 1:
         return _run_here(cfgs, store_path, poll)
     with ExitStack() as stack:
         store = Store(store_path)
         stack.callback(store.close)
         writer = Writer(store)
         stack.callback(writer.close)
-        pool = LocalPool(min(workers, len(cfgs)), compute, single_thread)
+        envs = gpu_envs(capped, os.environ.get("CUDA_VISIBLE_DEVICES")) if gpus else []
+        pool = LocalPool(capped, compute, single_thread, envs)
         stack.callback(pool.stop)
 
         def submit(cfg: Config, resume: bytes) -> Any:
@@ -139,6 +155,35 @@ def run_local(
             pool.stop()
             writer.stop(exc)
             raise
+
+
+def wants_gpu(cfg: Config) -> bool:
+    """Whether a run works on a GPU when one is present: its torch family's `device` or its
+    feature network's (`data.params.features`) is `auto` or `cuda`."""
+    features = getattr(cfg.data.params, "features", None)
+    devices = (getattr(cfg.model.params, "device", "cpu"), getattr(features, "device", "cpu"))
+    return any(d in ("auto", "cuda") for d in devices)
+
+
+def cuda_devices() -> int:
+    """How many CUDA devices torch sees (0 without CUDA; this does not start CUDA here)."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def device_workers(workers: int, gpus: int) -> int:
+    """Local worker processes for runs that work on a GPU when present: one per GPU (N processes
+    on one GPU fight over its memory and run their small kernels in turn, none faster); without
+    a GPU (gpus = 0) `workers`, as on a CPU."""
+    return min(workers, gpus) if gpus > 0 else workers
+
+
+def gpu_envs(workers: int, visible: str | None) -> list[dict[str, str]]:
+    """Worker i's environment: the i-th GPU of CUDA_VISIBLE_DEVICES (`visible`, else 0, 1, ...)
+    as its only visible one, so each process owns one GPU."""
+    ids = visible.split(",") if visible else [str(i) for i in range(workers)]
+    return [{"CUDA_VISIBLE_DEVICES": ids[i].strip()} for i in range(workers)]
 
 
 def _run_here(cfgs: Sequence[Config], store_path: Path, poll: Poll) -> list[RunOutcome]:

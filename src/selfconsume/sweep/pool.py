@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
@@ -50,19 +50,28 @@ class _Slot:
 
 
 class LocalPool:
-    """`workers` spawned processes running `target` tasks; records come back through `receive`."""
+    """`workers` spawned processes running `target` tasks; records come back through `receive`.
+    Slot i's process (and whichever replaces it) starts with envs[i] in its environment, if given
+    (a GPU of its own: `executors.gpu_envs`)."""
 
-    def __init__(self, workers: int, target: Target, initializer: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        workers: int,
+        target: Target,
+        initializer: Callable[[], None],
+        envs: Sequence[dict[str, str]] = (),
+    ) -> None:
         self._ctx = get_context("spawn")
         self._target, self._initializer = target, initializer
+        self._envs = list(envs) or [{}] * workers
         self._waiting: deque[tuple[Future, tuple]] = deque()
-        self._slots = [self._start() for _ in range(workers)]
+        self._slots = [self._start(i) for i in range(workers)]
 
-    def _start(self) -> _Slot:
+    def _start(self, i: int) -> _Slot:
         ours, theirs = self._ctx.Pipe()
         process = self._ctx.Process(
             target=_serve,
-            args=(theirs, os.getpid(), self._target, self._initializer),
+            args=(theirs, os.getpid(), self._target, self._initializer, self._envs[i]),
             daemon=True,
         )
         process.start()
@@ -103,11 +112,11 @@ class LocalPool:
             except (EOFError, OSError):  # it died, perhaps mid-message
                 dead = True
             if dead:
-                self._slots[i] = self._replace(slot)
+                self._slots[i] = self._replace(slot, i)
         self._dispatch()
         return records
 
-    def _replace(self, slot: _Slot) -> _Slot:
+    def _replace(self, slot: _Slot, i: int) -> _Slot:
         """A fresh worker for a dead one; the task the dead one held fails with WorkerDied."""
         slot.process.kill()  # in case only its pipe broke
         slot.process.join()
@@ -115,7 +124,7 @@ class LocalPool:
         if slot.future is not None:
             how = describe_exit(slot.process.exitcode)
             slot.future.set_exception(WorkerDied(f"worker process {slot.process.pid} {how}"))
-        return self._start()
+        return self._start(i)
 
     def stop(self) -> None:
         """End every worker (SIGTERM, then SIGKILL if slow); tasks not done are abandoned."""
@@ -143,11 +152,18 @@ def describe_exit(code: int | None) -> str:
 # --- the worker side ---------------------------------------------------------------------------
 
 
-def _serve(conn: Connection, parent: int, target: Target, initializer: Callable[[], None]) -> None:
+def _serve(
+    conn: Connection,
+    parent: int,
+    target: Target,
+    initializer: Callable[[], None],
+    env: dict[str, str],
+) -> None:
     """A worker process: run each task that arrives, sending its records and then its result.
     Ctrl-C is the parent's to handle (it stops us by SIGTERM)."""
     _end_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.update(env)  # before CUDA starts: it reads CUDA_VISIBLE_DEVICES then
     initializer()
 
     def send(data: bytes) -> None:
