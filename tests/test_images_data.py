@@ -1,10 +1,12 @@
 """Image data kinds: disjoint seeded partitions, draws without replacement that do not depend on the
-number of replicates, labels, the .npz source and its errors, the mnist extra, and bad input through
-the command line (exit 2, one line, nothing written). Also the file source's disjoint parts."""
+number of replicates, labels, the .npz source and its errors, the mnist extra, bad input through
+the command line (exit 2, one line, nothing written), and docs/images.md's worked example on
+32x32 colour images. Also the file source's disjoint parts."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -272,3 +274,52 @@ def test_file_real_and_test_sets_come_from_disjoint_rows(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.params\.test_fraction"):
         np.save(tmp_path / "two.npy", rows[:2])
         make("file", path=str(tmp_path / "two.npy"), test_fraction=0.1)
+
+
+# --- the worked example of docs/images.md: a user's 32x32 colour images -------------------------
+
+
+def docs_example() -> dict:
+    """The YAML block of docs/images.md's worked example for a user's own images."""
+    text = (Path(__file__).parents[1] / "docs" / "images.md").read_text()
+    section = text[text.index("## Your own images") :]
+    return yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+
+
+def colour_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 images (n, 32, 32, 3) of three classes (a red ramp, green stripes, a blue
+    checkerboard) at random phases plus noise, and their labels."""
+    y = np.arange(n) % 3
+    i, j = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    phase = rng.integers(0, 8, n)[:, None, None]
+    patterns = [(i + 4 * phase) % 32 / 31, ((j + phase) // 4) % 2, ((i + phase) // 4 + j // 4) % 2]
+    x = np.zeros((n, 32, 32, 3))
+    for c in range(3):
+        x[y == c, :, :, c] = patterns[c][y == c]
+    x = np.clip(x * 200 + rng.normal(30, 15, x.shape), 0, 255)
+    return x.astype(np.uint8), y
+
+
+@pytest.mark.slow
+def test_the_docs_worked_example_runs_a_users_colour_images_at_quick_scale(tmp_path, cache):
+    from selfconsume.report.html import load_experiments
+    from selfconsume.store.reader import StoreReader
+
+    x, y = colour_images(300, np.random.default_rng(0))
+    np.savez(tmp_path / "my-images.npz", x=x, y=y)
+    raw = docs_example()
+    assert raw["data"]["kind"] == "image_file"
+    raw["data"]["params"]["path"] = str(tmp_path / "my-images.npz")
+    config, store = tmp_path / "my-images.yaml", tmp_path / "s.sqlite"
+    config.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["run", str(config), "--quick", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    with StoreReader(store) as reader:
+        (exp,) = load_experiments(reader)
+    assert len(exp.runs) == len(raw["sweep"]["scheme"])
+    for run in exp.runs:
+        assert run.config.data.n_real == raw["quick"]["data.n_real"]
+        assert run.metrics["fd"].shape == (raw["quick"]["generations"] + 1, 2)
+        for key in ("fd", "precision", "recall", "class_entropy"):
+            assert np.all(np.isfinite(run.metrics[key])), key
+        assert np.all(run.metrics["classifier_accuracy"] > 0.9)  # three easy classes
