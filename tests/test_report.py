@@ -285,3 +285,29 @@ def test_covariance_table_and_figure_for_a_d_dimensional_gaussian(tmp_path):
     assert all(r.theory == pytest.approx(3 * (11 / 12) ** (r.generation + 1)) for r in mle)
     (figure,) = covariance_collapse(exp, tmp_path)
     assert figure.path.is_file() and figure.svg.is_file()
+
+
+def test_worker_processes_draw_the_same_report_and_pass_back_what_they_skipped(tmp_path):
+    """Two processes drawing the experiments write the page, figures and skipped-run lines that
+    one process writes; a run whose metrics cannot be read is skipped, not the report."""
+    path = tmp_path / "store.sqlite"
+    for name in ("warmup", "damaged", "mixed"):
+        store, ids = run_raw(WARMUP | {"name": name, "replicates": 20, "generations": 2}, path)
+        store.close()
+        if name == "damaged":
+            damaged = ids[0]
+            db = sqlite3.connect(path)
+            db.execute("UPDATE metrics SET value=x'00' WHERE run_id=? AND generation=1", ids)
+            db.commit()
+            db.close()
+    pages, figures, skipped = [], [], []
+    for workers in (1, 2):
+        problems: list[str] = []
+        out = tmp_path / f"report-{workers}"
+        page = write_report(path, out, problems, workers)
+        pages.append(page.read_text().split("UTC</p>", 1)[1])  # less the time stamp
+        figures.append({p.name: p.read_bytes() for p in out.glob("*.png")})
+        skipped.append(problems)
+        assert parse(page).headings == ["warmup", "mixed"]
+    assert pages[0] == pages[1] and figures[0] == figures[1] and figures[0]
+    assert skipped[0] == skipped[1] and len(skipped[0]) == 1 and damaged in skipped[0][0]

@@ -270,6 +270,9 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Folder for figures and index.html.")] = Path(
         "report"
     ),
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes drawing the experiments' figures.")
+    ] = 2,
 ) -> None:
     """Write figures (PNG and SVG) and one self-contained HTML page for every experiment in the
     store. Reads the store only and never runs user code; a run that cannot be read is left out
@@ -278,7 +281,7 @@ def report(
 
     problems: list[str] = []
     try:
-        page = write_report(store, out, problems)
+        page = write_report(store, out, problems, workers)
     except ConfigError as exc:
         raise _bad_input(str(exc)) from None
     for line in dict.fromkeys(problems):

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import os
+import sys
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,12 +31,15 @@ from selfconsume.store.reads import StoreReads
 from selfconsume.store.records import RunRecord, stored_json
 
 
-def load_experiments(store: StoreReads, problems: list[str] | None = None) -> list[Experiment]:
-    """Every experiment of a store (a StoreReader, or a Store), runs in the talk's order. A run
-    that cannot be read (its config, its metrics, later its samples) is a ConfigError or, given
-    `problems`, left out with its one-line reason appended there."""
+def load_experiments(
+    store: StoreReads, problems: list[str] | None = None, name: str | None = None
+) -> list[Experiment]:
+    """Every experiment of a store (a StoreReader, or a Store), or only the one called `name`,
+    runs in the talk's order. A run that cannot be read (its config, its metrics, later its
+    samples) is a ConfigError or, given `problems`, left out with its one-line reason appended
+    there."""
     by_name: dict[str, list[tuple[RunRecord, dict[str, np.ndarray]]]] = defaultdict(list)
-    for record in store.runs(problems=problems):
+    for record in store.runs(name, problems=problems):
         try:
             series = store.series(record.run_id)
         except ConfigError as exc:
@@ -50,41 +59,89 @@ def load_experiments(store: StoreReads, problems: list[str] | None = None) -> li
     return experiments
 
 
+def draw(exp: Experiment, out: Path) -> tuple[list[Figure], list[TheoryRow]]:
+    """Every figure (saved under out) and theory row the registered makers make of an experiment."""
+    figures = [f for maker in FIGURES for f in maker(exp, out)]
+    return figures, [r for maker in TABLES for r in maker(exp)]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One experiment's part of the page, drawn by a worker or in this process (`body` None when
+    none of its runs can be read), and the lines saying which runs it left out."""
+
+    anchor: str
+    name: str
+    runs: int
+    body: str | None
+    problems: list[str]
+
+
+def drawn_section(
+    store_path: str | os.PathLike[str], out: Path, keep_problems: bool, item: tuple[int, str]
+) -> Section:
+    """Experiment `item` = (index, name) read from its own snapshot of the store, its figures
+    saved and its section written."""
+    index, name = item
+    anchor, problems = f"exp-{index}", [] if keep_problems else None
+    with StoreReader(store_path) as store:
+        experiments = load_experiments(store, problems, name)
+        if not experiments:
+            return Section(anchor, name, 0, None, problems or [])
+        (exp,) = experiments
+        page = _section(anchor, exp, *draw(exp, out))
+    return Section(anchor, name, len(exp.runs), page, problems or [])
+
+
 def write_report(
     store_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
     problems: list[str] | None = None,
+    workers: int = 1,
 ) -> Path:
     """Write figures (PNG + SVG) and index.html for every experiment in the store; return the page.
     The store is opened read-only; a missing store or one without runs is a ConfigError. Given
     `problems`, a run that cannot be read is left out with its one-line reason there (a
-    ConfigError if no run can be read), else it is a ConfigError."""
+    ConfigError if no run can be read), else it is a ConfigError. With `workers` > 1 that many
+    processes draw the experiments (matplotlib is single-threaded, and drawing is most of the
+    report's time), each reading its experiment from its own read-only snapshot."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is a file, not a folder")
     with StoreReader(store_path) as store:
-        experiments = load_experiments(store, problems)
-        if not experiments and problems:
-            raise ConfigError(f"no run of the store can be read; {problems[0]}")
-        if not experiments:
-            raise ConfigError(f"{store_path}: the store has no runs")
-        out.mkdir(parents=True, exist_ok=True)
-        sections = []
-        for i, exp in enumerate(experiments):
-            figures = [f for maker in FIGURES for f in maker(exp, out)]
-            rows = [r for maker in TABLES for r in maker(exp)]
-            sections.append(_section(f"exp-{i}", exp, figures, rows))
-    nav = "".join(
-        f'<a href="#exp-{i}">{html.escape(exp.name)}</a>' for i, exp in enumerate(experiments)
-    )
+        names = list(dict.fromkeys(record.name for record in store.runs(problems=problems)))
+    if not names and problems:
+        raise ConfigError(f"no run of the store can be read; {problems[0]}")
+    if not names:
+        raise ConfigError(f"{store_path}: the store has no runs")
+    out.mkdir(parents=True, exist_ok=True)
+    draw_one = partial(drawn_section, store_path, out, problems is not None)
+    workers = min(workers, len(names))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
+            drawn = list(pool.map(draw_one, enumerate(names)))
+    else:
+        drawn = [draw_one(item) for item in enumerate(names)]
+    sections = [s for s in drawn if s.body is not None]
+    if problems is not None:
+        lines = [line for s in drawn for line in s.problems if line not in problems]
+        problems.extend(dict.fromkeys(lines))
+    if not sections and problems:
+        raise ConfigError(f"no run of the store can be read; {problems[0]}")
+    nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.name)}</a>' for s in sections)
     page = out / "index.html"
-    runs = sum(len(e.runs) for e in experiments)
+    runs = sum(s.runs for s in sections)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    about = (
-        f"{html.escape(str(store_path))}: {runs} runs in {len(experiments)} experiments; {stamp}"
-    )
-    page.write_text(_PAGE.format(nav=nav, about=about, body="\n".join(sections)), encoding="utf-8")
+    about = f"{html.escape(str(store_path))}: {runs} runs in {len(sections)} experiments; {stamp}"
+    body = "\n".join(s.body for s in sections)
+    page.write_text(_PAGE.format(nav=nav, about=about, body=body), encoding="utf-8")
     return page
+
+
+def _context() -> BaseContext:
+    """Fork where it is safe and cheap (Linux: the workers inherit the imports, no store is open
+    while they start), spawn elsewhere."""
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
 
 
 def _e(value: Any) -> str:
