@@ -18,7 +18,12 @@ def test_the_schedule_runs_every_first_fit_before_any_arm_that_waits_for_one():
     firsts = [keys.index(k) for k in dict.fromkeys(keys)]
     loaders = [i for i in range(len(keys)) if i not in firsts]
     assert max(firsts) < min(loaders)  # no worker waits while a first fit is still queued
-    assert len(loaders) >= 10  # the digits, 8-Gaussians and flow arms share their first models
+    assert len(loaders) >= 10  # the digits, 8-Gaussians, flow and text arms share first models
+
+
+def test_the_demo_computes_no_run_twice_under_two_names():
+    cfgs = [cfg for name in DEMO_PRESETS for cfg in load(name, [], quick=True)]
+    assert len({cfg.model_copy(update={"name": "demo"}).run_id for cfg in cfgs}) == len(cfgs)
 
 
 @pytest.mark.parametrize(
