@@ -103,12 +103,15 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
     runs = _curated(exp, "reward_mean")
     if not runs:
         return []
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.3 * len(PANELS), 3.6))
+    shown = [m for m in PANELS if any(m in run.metrics for run in runs)]  # none of e^{βr} at β = ∞
+    width = 4.3 * max(len(shown), 2)  # room for the legend under one panel
+    fig, row = plt.subplots(1, len(shown), figsize=(width, 3.6), squeeze=False)
+    axes = dict(zip(shown, row[0], strict=True))
     limits_drawn: set[float | None] = set()
     for i, run in enumerate(runs):
         color = run_color(i)
-        for ax, metric in zip(axes, PANELS, strict=True):
-            if metric in run.metrics:  # E[e^{beta r}] is not stored at beta = inf
+        for metric, ax in axes.items():
+            if metric in run.metrics:
                 plot_metric(ax, run, metric, color)
         if not _is_discrete(run.config) or "exp_reward_mean" not in run.metrics:
             continue
@@ -122,7 +125,7 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
         tilt = None
         if limit is not None and lam is None and np.isfinite(run.config.curation.params.beta):
             tilt = rlhf_stats(run.config, generations)
-        for ax, metric in zip(axes, PANELS, strict=True):
+        for metric, ax in axes.items():
             ax.plot(exact[metric], ls="--", lw=1, color=color)
             if limit is not None:
                 label = "K → ∞" + ("" if lam is None else f", λ = {lam:g}")
@@ -130,10 +133,10 @@ def reward_curves(exp: Experiment, out: Path) -> list[Figure]:
             if tilt is not None:
                 label = "p₀ exp(tβr) / Z: KL-regularised optimum, coefficient 1/(tβ)"
                 ax.plot(tilt[metric], "o", mfc="none", mec="k", ms=5, label=label)
-        axes[1].axhline(exact["best"], color="grey", lw=0.6)
-    for ax, metric in zip(axes, PANELS, strict=True):
+        axes["exp_reward_mean"].axhline(exact["best"], color="grey", lw=0.6)
+    for metric, ax in axes.items():
         ax.set(xlabel="generation", title=metric)
-    handles, labels = axes[0].get_legend_handles_labels()
+    handles, labels = axes["reward_mean"].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=legend_columns(labels), fontsize=7)
     return [
         save(

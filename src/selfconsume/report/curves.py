@@ -102,12 +102,21 @@ def panels(
     return fig, axes, -(-len(labels) // ncol)
 
 
-def curves_figure(exp: Experiment, names: list[str], path: Path, title: str) -> Figure:
+def curves_figure(
+    exp: Experiment, names: list[str], path: Path, title: str, constant: str = ""
+) -> Figure:
     """Save one panel per metric, one line per run with its 95% interval."""
     cols = min(3 if len(names) <= 9 else 4, len(names))
     fig, _, legend_rows = panels(exp, names, cols, (4.2, 3.2), {})
-    caption = f"Mean over replicates, {INTERVAL}; one line per run."
+    caption = f"Mean over replicates, {INTERVAL}; one line per run.{constant}"
     return save(fig, path, title, caption, rect=(0, 0.06 + 0.03 * legend_rows, 1, 1))
+
+
+def constant_value(exp: Experiment, metric: str) -> float | None:
+    """The one value a metric takes at every generation of every run and replicate (such as the
+    data classifier's held-out accuracy: a flat line, said in words instead), else None."""
+    values = np.concatenate([r.metrics[metric].ravel() for r in exp.runs if metric in r.metrics])
+    return float(values[0]) if values.size and np.all(values == values[0]) else None
 
 
 @figure_maker
@@ -119,14 +128,19 @@ def metric_curves(exp: Experiment, out: Path) -> list[Figure]:
     indexed = series(exp)
     in_series = {m for names in indexed.values() for m in names}
     names = sorted(m for m in exp.metric_names - in_series if not m.startswith("train_"))
-    groups = [("metrics", names[:MAX_PANELS], "Metrics by generation")]
+    constants = {m: v for m in names if (v := constant_value(exp, m)) is not None}
+    names = [m for m in names if m not in constants]
+    said = "".join(
+        f" {m} = {v:.4g} at every generation of every run." for m, v in constants.items()
+    )
+    groups = [("metrics", names[:MAX_PANELS], "Metrics by generation", said)]
     for stem, members in indexed.items():
         if stem not in DRAWN_ELSEWHERE:
             name = stem.rstrip("_")
             suffix, title = SERIES_FIGURES.get(stem, (f"{name}-curves", f"{name} by index"))
-            groups.append((suffix, members, title))
+            groups.append((suffix, members, title, ""))
     return [
-        curves_figure(exp, group, exp.path(out, suffix), f"{exp.name}: {title.lower()}")
-        for suffix, group, title in groups
+        curves_figure(exp, group, exp.path(out, suffix), f"{exp.name}: {title.lower()}", said)
+        for suffix, group, title, said in groups
         if group
     ]

@@ -25,8 +25,8 @@ import numpy as np
 
 from selfconsume.config import Config
 from selfconsume.errors import ConfigError
-from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save, t_interval
-from selfconsume.report.curves import INTERVAL, panels, series
+from selfconsume.report.base import Experiment, Figure, RunData, figure_maker, save
+from selfconsume.report.curves import INTERVAL, mean_interval, panels, series
 from selfconsume.report.scatter import panel_generations
 
 TILE = 4
@@ -204,7 +204,8 @@ def image_curves(exp: Experiment, out: Path) -> list[Figure]:
 
 @figure_maker
 def class_histograms(exp: Experiment, out: Path) -> list[Figure]:
-    """Each arm's predicted-class histogram at the first and last generation (bars, with s.e.)."""
+    """Each arm's predicted-class histogram at the first and last generation (bars, with their
+    interval)."""
     names = _classes(exp)
     runs = [run for run in exp.runs if all(m in run.metrics for m in names)]
     if not names or not runs:
@@ -219,8 +220,9 @@ def class_histograms(exp: Experiment, out: Path) -> list[Figure]:
         hist = np.stack([run.metrics[m] for m in names], axis=-1)  # (G, R, classes)
         last = hist.shape[0] - 1
         for shift, g, color in ((-0.2, 0, "C7"), (0.2, last, "C3")):
-            mean, half = t_interval(hist[g].T)
-            ax.bar(classes + shift, mean, 0.4, yerr=half, color=color, label=f"t = {g}")
+            mean, lo, hi = mean_interval(hist[g].T)
+            bars = np.stack([mean - lo, hi - mean])
+            ax.bar(classes + shift, mean, 0.4, yerr=bars, color=color, label=f"t = {g}")
         ax.axhline(1 / len(names), ls=":", color="grey", lw=1)
         ax.set_title(textwrap.fill(run.label, 40), fontsize=9)
         ax.set(xticks=classes, xlabel="predicted class")
@@ -230,6 +232,6 @@ def class_histograms(exp: Experiment, out: Path) -> list[Figure]:
     axes[0, 0].set_ylabel("share of samples")
     caption = (
         "Share of p_t's samples the data's classifier assigns to each class at the first and last "
-        "generation: mean over replicates with its 95% t-interval; dotted: a balanced histogram."
+        f"generation: mean over replicates, {INTERVAL}; dotted: a balanced histogram."
     )
     return [save(fig, exp.path(out, "class-histograms"), f"{exp.name}: class histograms", caption)]
