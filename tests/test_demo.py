@@ -26,17 +26,21 @@ def test_the_demo_computes_no_run_twice_under_two_names():
     assert len({cfg.model_copy(update={"name": "demo"}).run_id for cfg in cfgs}) == len(cfgs)
 
 
+PROMPTED = ["model.params.conditional=true"]
+"""curated-digits' prompt-conditional arms (its default sweep has them, not its quick one)."""
+
+
 @pytest.mark.parametrize(
-    ("a", "b", "shared"),
+    ("a", "b", "b_set", "shared"),
     [
-        ("eight-gaussians-collapse", "stability-lambda", True),  # same data, model and seed
-        ("stability-lambda", "stability-lambda-flow", False),  # another family
-        ("curated-digits", "curated-digits", False),  # unconditional vs prompt-conditional
-        ("stability-digits", "curated-digits", False),  # the U-Net, conditional vs not
+        ("eight-gaussians-collapse", "stability-lambda", [], True),  # same data, model, seed
+        ("stability-lambda", "stability-lambda-flow", [], False),  # another family
+        ("curated-digits", "curated-digits", PROMPTED, False),  # unconditional vs conditional
+        ("stability-digits", "curated-digits", PROMPTED, False),  # the U-Net, conditional or not
     ],
 )
-def test_arms_share_a_first_model_exactly_when_data_model_and_seed_agree(a, b, shared):
-    x, y = load(a, [], quick=True)[0], load(b, [], quick=True)[-1]
+def test_arms_share_a_first_model_exactly_when_data_model_and_seed_agree(a, b, b_set, shared):
+    x, y = load(a, [], quick=True)[0], load(b, b_set, quick=True)[-1]
     assert x.common_random_numbers and y.common_random_numbers
     assert (first_model_key(x) == first_model_key(y)) == shared
 

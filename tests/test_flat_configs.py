@@ -38,9 +38,20 @@ def test_a_flat_config_resolves_to_the_run_id_bdb15ed_gave_it(run):
     assert resolve(run["raw"]).run_id == run["run_id"]
 
 
+DIGITS_AT_BDB15ED = [
+    "data.n_real=500",
+    "data.n_test=500",
+    "model.params.train_steps=2000",
+    "model.params.finetune_steps=250",
+    "model.params.ddim_steps=100",
+]
 QUICK_AT_BDB15ED = {
-    name: ["data.n_test=500", "model.params.train_steps=2000", "model.params.ddim_steps=100"]
-    for name in ("stability-digits", "curated-digits")
+    "stability-digits": DIGITS_AT_BDB15ED,
+    "curated-digits": [
+        *DIGITS_AT_BDB15ED,
+        "sweep={scheme: [{kind: replace}, {kind: mix, params: {lam: 0.5}}],"
+        " model.params.conditional: [false, true]}",
+    ],
 }
 """Quick blocks cut on purpose since bdb15ed (the demo's time budget): these overrides restore
 what they were, so the test still checks that the same config names the same runs."""
