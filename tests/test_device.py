@@ -24,6 +24,10 @@ VARIANTS = {
     "ddpm-mlp-ancestral": ("ddpm", {"n_steps": 5}),
     "ddpm-mlp-ddim-v": ("ddpm", {"n_steps": 5, "sampler": "ddim", "prediction": "v"}),
     "ddpm-unet": ("ddpm", {"n_steps": 5, **UNET}),
+    "ddpm-unet-grouped-conditional": (
+        "ddpm",
+        {"n_steps": 5, **UNET, **CONDITIONAL, "unet_replicates": "grouped"},
+    ),
     "ddpm-conditional": ("ddpm", {"n_steps": 5, **CONDITIONAL}),
     "ddpm-negative-guidance": ("ddpm", {"n_steps": 5, **NEGATIVE}),
     "ddpm-early-guidance": (
@@ -35,7 +39,8 @@ VARIANTS = {
     "flow-unet-conditional": ("flow", {"n_ode_steps": 2, **UNET, **CONDITIONAL}),
     "flow-negative-guidance": ("flow", {"n_ode_steps": 2, **NEGATIVE}),
 }
-"""Each torch family with each network, sampler, prediction, the conditional path and guidance."""
+"""Each torch family with each network (the U-Net's replicates looped or grouped), sampler,
+prediction, the conditional path and guidance."""
 
 
 def tensors(

@@ -90,11 +90,11 @@ def ddim_steps(n_steps: int, count: int, spacing: str) -> np.ndarray:
 @MODELS.register("ddpm", DDPMParams, example=Example({**SMALL_NET, "n_steps": 20}))
 class DDPM(TorchFamily):
     """Denoising diffusion with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
-    time_dim, x_octaves, channels, n_steps, schedule, prediction (eps | v), train_t (uniform |
-    quadratic), train_steps, finetune_steps, batch_size, lr, ema_decay, grad_clip, sampler
-    (ancestral | ddim), ddim_steps, ddim_spacing (uniform | quadratic), normalize, conditional,
-    classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda), negative_guidance
-    (w, bad: synthetic | early, fraction, steps)."""
+    time_dim, x_octaves, channels, unet_replicates (auto | loop | grouped), n_steps, schedule,
+    prediction (eps | v), train_t (uniform | quadratic), train_steps, finetune_steps, batch_size,
+    lr, ema_decay, grad_clip, sampler (ancestral | ddim), ddim_steps, ddim_spacing (uniform |
+    quadratic), normalize, conditional, classes, guidance, p_uncond, prompt_weights, device (auto
+    | cpu | cuda), negative_guidance (w, bad: synthetic | early, fraction, steps)."""
 
     purpose = "ddpm"
 

@@ -63,10 +63,11 @@ def divergence(net: Net, x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
 @MODELS.register("flow", FlowParams, example=Example({**SMALL_NET, "n_ode_steps": 5}))
 class Flow(TorchFamily):
     """Conditional flow matching with an MLP or a U-Net; params: net (mlp | unet), hidden, depth,
-    time_dim, x_octaves, channels, train_steps, finetune_steps, batch_size, lr, ema_decay,
-    grad_clip, normalize, coupling (independent | ot), sampler (euler | midpoint), n_ode_steps,
-    conditional, classes, guidance, p_uncond, prompt_weights, device (auto | cpu | cuda),
-    negative_guidance (w, bad: synthetic | early, fraction, steps)."""
+    time_dim, x_octaves, channels, unet_replicates (auto | loop | grouped), train_steps,
+    finetune_steps, batch_size, lr, ema_decay, grad_clip, normalize, coupling (independent | ot),
+    sampler (euler | midpoint), n_ode_steps, conditional, classes, guidance, p_uncond,
+    prompt_weights, device (auto | cpu | cuda), negative_guidance (w, bad: synthetic | early,
+    fraction, steps)."""
 
     purpose = "flow"
 

@@ -5,11 +5,16 @@ of every parameter tensor, and each network maps (params, x (R, B, d), t (R, B) 
 - `MLP`: layers are `torch.baddbmm` over the stacked (R, in, out) weights, on [features(x), embed(t),
   one-hot(label)]; replicate r's numbers are bit-identical whatever R.
 - `UNet`: a small convolutional U-Net for images (two resolutions, residual blocks with GroupNorm,
-  the time and label embedding added in every block). Replicates run one after another through
-  the same functions: measured on one CPU thread (benchmarks/bench_images_models.py), vmap over
-  the stacked parameters is slower than this loop (forward and backward of 3 replicates of the
-  16/32 U-Net at batch 128: 162 ms vs 135 ms), and the loop keeps replicate r bit-identical
-  whatever R.
+  the time and label embedding added in every block). Its replicates run one after another
+  through the same functions (`loop`: replicate r bit-identical whatever R), or all at once as one
+  network (`grouped`: replicates stacked on the channel axis, grouped convolutions, GroupNorm of R
+  times the groups, the embedding's projection a baddbmm; the same stacked parameters seen as
+  views), which is what a GPU needs: one set of kernels per layer instead of R small ones. On one
+  CPU thread (benchmarks/bench_images_models.py, CPU seconds) grouped is no faster: forward and
+  backward at batch 128 takes 1.03x the loop's time for 3 and 5 replicates of the digits' 16/32
+  U-Net and 1.32x for 3 of MNIST's 32/64 U-Net; a sampler step at batch 500 1.4x to 5.6x (the
+  grouped convolutions' large buffers); torch.func.vmap over the stacked parameters 1.5x. So the
+  CPU loops (`auto`) and CUDA groups.
 
 Labels are classes 0..classes-1; `classes` itself is the null label (the unconditional model,
 trained by label dropout for classifier-free guidance). Parameters are drawn from one generator per
@@ -151,7 +156,8 @@ class UNet:
     """A two-level U-Net on (C, H, W) images: conv in; a residual block at full resolution (c1)
     and one at half resolution (c1 -> c2); a middle block; upsampling, the skip concatenated, a
     block back to c1; GroupNorm, SiLU and a conv out. Each block adds a linear projection of the
-    time (and label) embedding to its channels."""
+    time (and label) embedding to its channels. `grouped`: all replicates in one pass of grouped
+    convolutions (`all`), else one after another (`one`)."""
 
     def __init__(
         self,
@@ -159,8 +165,10 @@ class UNet:
         channels: tuple[int, int],
         time_dim: int,
         classes: int,
+        grouped: bool = False,
     ) -> None:
         self.shape, self.time_dim, self.classes = tuple(image_shape), time_dim, classes
+        self.grouped = grouped
         c, (c1, c2) = image_shape[0], channels
         self.emb = time_dim + (classes + 1 if classes else 0)
         self.blocks = [(c1, c1), (c1, c2), (c2, c2), (c2 + c1, c1)]
@@ -213,37 +221,68 @@ class UNet:
         return [uniform((cout, cin, k, k), fan_in, gens), uniform((cout,), fan_in, gens)]
 
     def __call__(self, params: list[Tensor], x: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
-        """Replicate by replicate (see the module docstring): (R, B, C*H*W) -> (R, B, C*H*W)."""
+        """(R, B, C*H*W) -> (R, B, C*H*W): replicate by replicate, or all R grouped."""
         e = embed(t, y, self.time_dim, self.classes)
+        if self.grouped:
+            return self.all(params, x, e)
         outs = [
             self.one([p[i] for p in params], x[i].reshape(-1, *self.shape), e[i])
             for i in range(x.shape[0])
         ]
         return torch.stack(outs).reshape(x.shape)
 
-    def one(self, params: list[Tensor], x: Tensor, e: Tensor) -> Tensor:
-        """One replicate: images (B, C, H, W), embedding (B, emb) -> (B, C, H, W)."""
+    def all(self, params: list[Tensor], x: Tensor, e: Tensor) -> Tensor:
+        """All R replicates as one network: images (B, R*C, H, W), replicate r on channels
+        [r*C, (r+1)*C) of every layer; each stacked weight seen as one grouped tensor (a view:
+        its gradient lands in the stacked one), the embedding's projection a baddbmm over (R, B,
+        emb). (R, B, C*H*W) -> (R, B, C*H*W)."""
+        r, b = x.shape[:2]
+        images = x.reshape(r, b, *self.shape).transpose(0, 1).flatten(1, 2)
+        flat = [q if q.dim() == 3 else q.flatten(0, 1) for q in params]  # 3-D: the embedding's
+        out = self.one(flat, images, e, groups=r)
+        return out.reshape(b, r, -1).transpose(0, 1)
+
+    def one(self, params: list[Tensor], x: Tensor, e: Tensor, groups: int = 1) -> Tensor:
+        """One replicate: images (B, C, H, W), embedding (B, emb) -> (B, C, H, W); or, with
+        `groups` = R, all of them in the layout of `all`."""
         it = iter(params)
-        h = F.conv2d(x, next(it), next(it), padding=1)
-        skip = h = self._block(h, e, it, self.blocks[0])
-        h = self._block(F.avg_pool2d(h, 2, ceil_mode=True), e, it, self.blocks[1])
-        h = self._block(h, e, it, self.blocks[2])
+        h = F.conv2d(x, next(it), next(it), padding=1, groups=groups)
+        skip = h = self._block(h, e, it, self.blocks[0], groups)
+        h = self._block(F.avg_pool2d(h, 2, ceil_mode=True), e, it, self.blocks[1], groups)
+        h = self._block(h, e, it, self.blocks[2], groups)
         h = F.interpolate(h, size=skip.shape[-2:], mode="nearest")
-        h = self._block(torch.cat([h, skip], dim=1), e, it, self.blocks[3])
-        h = F.silu(_norm(h, next(it), next(it)))
-        return F.conv2d(h, next(it), next(it), padding=1)
+        h = self._block(_cat(h, skip, groups), e, it, self.blocks[3], groups)
+        h = F.silu(_norm(h, next(it), next(it), groups))
+        return F.conv2d(h, next(it), next(it), padding=1, groups=groups)
 
     @staticmethod
-    def _block(x: Tensor, e: Tensor, it, sizes: tuple[int, int]) -> Tensor:
-        h = F.conv2d(F.silu(_norm(x, next(it), next(it))), next(it), next(it), padding=1)
-        weight, bias = next(it), next(it)
-        h = h + (e @ weight + bias)[..., None, None]
-        h = F.conv2d(F.silu(_norm(h, next(it), next(it))), next(it), next(it), padding=1)
+    def _block(x: Tensor, e: Tensor, it, sizes: tuple[int, int], groups: int) -> Tensor:
+        h = _norm(x, next(it), next(it), groups)
+        h = F.conv2d(F.silu(h), next(it), next(it), padding=1, groups=groups)
+        h = h + _project(e, next(it), next(it))[..., None, None]
+        h = _norm(h, next(it), next(it), groups)
+        h = F.conv2d(F.silu(h), next(it), next(it), padding=1, groups=groups)
         if sizes[0] != sizes[1]:
-            x = F.conv2d(x, next(it), next(it))
+            x = F.conv2d(x, next(it), next(it), groups=groups)
         return x + h
 
 
-def _norm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    channels = x.shape[1]
-    return F.group_norm(x, math.gcd(GROUPS, channels), weight, bias)
+def _norm(x: Tensor, weight: Tensor, bias: Tensor, groups: int = 1) -> Tensor:
+    """GroupNorm of `groups` replicates' channel blocks, each in gcd(GROUPS, its width) groups:
+    contiguous blocks, so every group lies within one replicate."""
+    channels = x.shape[1] // groups
+    return F.group_norm(x, groups * math.gcd(GROUPS, channels), weight, bias)
+
+
+def _project(e: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """The embedding's projection: one replicate's (B, emb) @ (emb, c) + (1, c), or R of them
+    at once, (R, B, emb) -> (B, R*c) in the grouped channel layout."""
+    if e.dim() == 2:
+        return e @ weight + bias
+    return torch.baddbmm(bias, e, weight).transpose(0, 1).flatten(1)
+
+
+def _cat(h: Tensor, skip: Tensor, groups: int) -> Tensor:
+    """Each replicate's channels of h, then its channels of skip (the U-Net's skip connection)."""
+    both = [h.unflatten(1, (groups, -1)), skip.unflatten(1, (groups, -1))]
+    return torch.cat(both, dim=2).flatten(1, 2)

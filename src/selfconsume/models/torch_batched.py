@@ -113,6 +113,12 @@ class NetParams(TrainParams):
     """The network: an MLP (hidden, depth, x_octaves) or, for images, a U-Net (channels)."""
     channels: tuple[int, int] = (32, 64)
     """The U-Net's widths at full and half resolution."""
+    unet_replicates: Literal["auto", "loop", "grouped"] = "auto"
+    """How the U-Net runs the replicates: one after another (`loop`: replicate r bit-identical
+    whatever R), or as one network of grouped convolutions (`grouped`: one set of kernels for all,
+    as a GPU wants; the loop's function up to float32 rounding, at which level replicate r's
+    numbers then depend on R); `auto`: grouped on CUDA, else loop (no faster on a CPU,
+    `benchmarks/bench_images_models.py`)."""
     conditional: bool = False
     """Whether the network takes class labels (needs labelled data with `classes` classes)."""
     classes: int = Field(default=10, ge=2)
@@ -126,7 +132,11 @@ class NetParams(TrainParams):
     negative_guidance: NegativeGuidance | None = None
     """Guidance away from a bad version of the model (None: none)."""
 
-    LATER: ClassVar[dict[str, Any]] = {**SamplingParams.LATER, "negative_guidance": None}
+    LATER: ClassVar[dict[str, Any]] = {
+        **SamplingParams.LATER,
+        "negative_guidance": None,
+        "unet_replicates": "auto",
+    }
 
     @property
     def guide_w(self) -> float:
@@ -185,7 +195,10 @@ def network(p: NetParams, dim: int, image_shape: tuple[int, int, int] | None) ->
         if side * side != dim:
             raise ConfigError("model.params.net: unet needs image data (digits, mnist, image_file)")
         image_shape = (1, side, side)
-    return UNet(image_shape, p.channels, p.time_dim, classes)
+    grouped = p.unet_replicates == "grouped" or (
+        p.unet_replicates == "auto" and resolve_device(p.device).type == "cuda"
+    )
+    return UNet(image_shape, p.channels, p.time_dim, classes, grouped)
 
 
 def replicate_generators(
