@@ -73,6 +73,13 @@ def test_grouped_outputs_and_gradients_are_the_loops_per_replicate(case):
             assert error < RTOL, (r, i, error)
 
 
+def test_an_empty_batch_gives_an_empty_output():
+    """A run asks for 0 samples (the lam = 0 arm): both paths return (R, 0, d)."""
+    loop, grouped, params, (x, t, _) = nets((1, 8, 8), (8, 16), 3, 0)
+    for net in (loop, grouped):
+        assert net(params, x[:, :0], t[:, :0], None).shape == (3, 0, 64)
+
+
 def test_grouping_does_not_mix_replicates():
     """Replicate 0's parameters changed: replicate 1's and 2's outputs are bit-identical, and a
     loss on replicate 1 alone has exactly zero gradient in every other replicate's slice."""

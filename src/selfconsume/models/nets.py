@@ -11,10 +11,11 @@ of every parameter tensor, and each network maps (params, x (R, B, d), t (R, B) 
   times the groups, the embedding's projection a baddbmm; the same stacked parameters seen as
   views), which is what a GPU needs: one set of kernels per layer instead of R small ones. On one
   CPU thread (benchmarks/bench_images_models.py, CPU seconds) grouped is no faster: forward and
-  backward at batch 128 takes 1.03x the loop's time for 3 and 5 replicates of the digits' 16/32
-  U-Net and 1.32x for 3 of MNIST's 32/64 U-Net; a sampler step at batch 500 1.4x to 5.6x (the
-  grouped convolutions' large buffers); torch.func.vmap over the stacked parameters 1.5x. So the
-  CPU loops (`auto`) and CUDA groups.
+  backward at batch 128 takes 1.05x and 0.99x the loop's time for 3 and 5 replicates of the
+  digits' 16/32 U-Net and 1.39x for 3 of MNIST's 32/64 U-Net; a sampler step at batch 500 1.45x
+  to 5.7x (the grouped convolutions' large buffers); torch.func.vmap over the stacked parameters
+  1.45x; stability-digits --quick on 2 workers 1.13x the CPU seconds. So the CPU loops (`auto`)
+  and CUDA groups.
 
 Labels are classes 0..classes-1; `classes` itself is the null label (the unconditional model,
 trained by label dropout for classifier-free guidance). Parameters are drawn from one generator per
@@ -240,7 +241,7 @@ class UNet:
         images = x.reshape(r, b, *self.shape).transpose(0, 1).flatten(1, 2)
         flat = [q if q.dim() == 3 else q.flatten(0, 1) for q in params]  # 3-D: the embedding's
         out = self.one(flat, images, e, groups=r)
-        return out.reshape(b, r, -1).transpose(0, 1)
+        return out.reshape(b, r, x.shape[2]).transpose(0, 1)
 
     def one(self, params: list[Tensor], x: Tensor, e: Tensor, groups: int = 1) -> Tensor:
         """One replicate: images (B, C, H, W), embedding (B, emb) -> (B, C, H, W); or, with
