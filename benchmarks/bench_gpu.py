@@ -1,7 +1,9 @@
 """GPU benchmark (issue 19): on one CUDA device, the image presets' U-Nets trained by our batched
-`Trainer` (all replicates per step) against a plain PyTorch loop of the same network (one replicate,
-one model per step, the textbook recipe), in images/s; the achieved TFLOP/s of our step; DDIM
-sampler images/s; peak GPU memory; and each digits/MNIST preset's wall time at default scale.
+`Trainer` (all replicates per step, the U-Net's replicates grouped into one network:
+`unet_replicates: grouped`) against a plain PyTorch loop of the same network (one replicate, one
+model per step, the textbook recipe, `plain_ddpm.py`), in images/s, and against our trainer with
+the replicates one after another (`loop`); the achieved TFLOP/s of our step; DDIM sampler images/s
+(grouped and looped); peak GPU memory; and each digits/MNIST preset's wall time at default scale.
 
     python benchmarks/bench_gpu.py            # on a GPU machine: writes bench-results/gpu.json
 
@@ -27,6 +29,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+sys.path.insert(0, str(Path(__file__).parent))  # the benchmarks share plain_ddpm.py
+from plain_ddpm import plain_loop
+
 from selfconsume.models.base import MODELS
 from selfconsume.seeding import Streams
 
@@ -46,11 +51,13 @@ TINY_PRESET = [
 samples of 3 DDIM steps for the metrics."""
 
 
-def model(size: dict, replicates: int, scale: dict, device: str):
-    """The presets' DDPM (v-prediction, T = 1000, DDIM) with this size's U-Net."""
+def model(size: dict, replicates: int, scale: dict, device: str, unet_replicates: str):
+    """The presets' DDPM (v-prediction, T = 1000, DDIM) with this size's U-Net, its replicates
+    grouped into one network (or looped)."""
     params = {
         "net": "unet",
         "channels": size["channels"],
+        "unet_replicates": unet_replicates,
         "normalize": False,
         "n_steps": 1000,
         "prediction": "v",
@@ -69,36 +76,6 @@ def model(size: dict, replicates: int, scale: dict, device: str):
         streams=Streams(0),
         image_shape=size["shape"],
     )
-
-
-def plain_loop(m, x: np.ndarray, steps: int):
-    """`steps` steps of the same recipe on one replicate, written as a textbook PyTorch loop."""
-    device = m.device
-    net, params = m.net.network, [q.detach()[:1].clone().requires_grad_() for q in m.net.params]
-    opt = torch.optim.Adam(params, lr=m.p.lr)
-    ema = [q.detach().clone() for q in params]
-    data = torch.as_tensor(x[:1], dtype=torch.float32, device=device)
-    abar, batch = m.abar_t, m.p.batch_size
-
-    def run() -> None:
-        for _ in range(steps):
-            idx = torch.randint(0, data.shape[1], (1, batch), device=device)
-            x0 = data[:, idx[0]]
-            t = torch.randint(0, m.p.n_steps, (1, batch), device=device)
-            z = torch.randn_like(x0)
-            a, s = abar[t].sqrt()[..., None], (1 - abar[t]).sqrt()[..., None]
-            out = net(params, a * x0 + s * z, t.float() / m.p.n_steps, None)
-            loss = (out - (a * z - s * x0)).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, m.p.grad_clip)
-            opt.step()
-            with torch.no_grad():
-                for e, q in zip(ema, params, strict=True):
-                    e.lerp_(q, 1 - m.p.ema_decay)
-        synchronize(device)
-
-    return run
 
 
 def step_flops(m, batch: int) -> int:
@@ -126,23 +103,27 @@ def timed(fn) -> float:
 
 
 def measure(name: str, size: dict, scale: dict, device: str) -> dict:
-    """One size's numbers: ours (all replicates per step) vs the plain loop, TFLOP/s, sampler
-    images/s and peak memory."""
+    """One size's numbers: ours (all replicates per step, the U-Net's grouped into one network)
+    vs the plain loop, and vs our trainer with the U-Net's replicates one after another; TFLOP/s,
+    sampler images/s (grouped and looped) and peak memory."""
     torch.manual_seed(0)
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    ours = model(size, REPLICATES, scale, device)
+    ours, looped = (model(size, REPLICATES, scale, device, how) for how in ("grouped", "loop"))
     x = np.random.default_rng(0).uniform(-1, 1, (REPLICATES, 500, ours.dim))
     steps, batch = scale["steps"], scale["batch_size"]
     ours_s = timed(lambda: ours.fit(x, None, 0, False))
+    loop_s = timed(lambda: looped.fit(x, None, 0, False))
     plain_s = timed(plain_loop(ours, x, steps))
 
-    def sample() -> None:
-        ours.sample(scale["samples"], np.random.default_rng(0), 0)
-        synchronize(dev)
+    def sampler(m) -> float:
+        def sample() -> None:
+            m.sample(scale["samples"], np.random.default_rng(0), 0)
+            synchronize(dev)
 
-    sample_s = timed(sample)
+        return scale["samples"] * REPLICATES / timed(sample)
+
     ours_images = steps * batch * REPLICATES / ours_s
     plain_images = steps * batch / plain_s
     flops = step_flops(ours, batch)
@@ -156,9 +137,12 @@ def measure(name: str, size: dict, scale: dict, device: str) -> dict:
         "plain_steps_per_s": steps / plain_s,
         "plain_images_per_s": plain_images,
         "images_per_s_ratio": ours_images / plain_images,
+        "looped_images_per_s": steps * batch * REPLICATES / loop_s,
+        "grouped_vs_looped_ratio": loop_s / ours_s,
         "step_gflop_per_replicate": flops / 1e9,
         "ours_tflop_per_s": flops * REPLICATES * steps / ours_s / 1e12,
-        "sampler_images_per_s": scale["samples"] * REPLICATES / sample_s,
+        "sampler_images_per_s": sampler(ours),
+        "looped_sampler_images_per_s": sampler(looped),
         "ddim_steps": scale["ddim_steps"],
         "peak_gpu_memory_gib": (
             torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
