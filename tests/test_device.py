@@ -29,6 +29,7 @@ VARIANTS = {
         {"n_steps": 5, **UNET, **CONDITIONAL, "unet_replicates": "grouped"},
     ),
     "ddpm-conditional": ("ddpm", {"n_steps": 5, **CONDITIONAL}),
+    "ddpm-unet-bfloat16": ("ddpm", {"n_steps": 5, **UNET, "dtype": "bfloat16"}),
     "ddpm-negative-guidance": ("ddpm", {"n_steps": 5, **NEGATIVE}),
     "ddpm-early-guidance": (
         "ddpm",
@@ -40,7 +41,7 @@ VARIANTS = {
     "flow-negative-guidance": ("flow", {"n_ode_steps": 2, **NEGATIVE}),
 }
 """Each torch family with each network (the U-Net's replicates looped or grouped), sampler,
-prediction, the conditional path and guidance."""
+prediction, bfloat16 autocast, the conditional path and guidance."""
 
 
 def tensors(

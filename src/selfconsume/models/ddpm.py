@@ -93,8 +93,9 @@ class DDPM(TorchFamily):
     time_dim, x_octaves, channels, unet_replicates (auto | loop | grouped), n_steps, schedule,
     prediction (eps | v), train_t (uniform | quadratic), train_steps, finetune_steps, batch_size,
     lr, ema_decay, grad_clip, sampler (ancestral | ddim), ddim_steps, ddim_spacing (uniform |
-    quadratic), normalize, conditional, classes, guidance, p_uncond, prompt_weights, device (auto
-    | cpu | cuda), negative_guidance (w, bad: synthetic | early, fraction, steps)."""
+    quadratic), normalize, conditional, classes, guidance, p_uncond, prompt_weights, dtype
+    (float32 | bfloat16), device (auto | cpu | cuda), negative_guidance (w, bad: synthetic | early,
+    fraction, steps)."""
 
     purpose = "ddpm"
 

@@ -66,8 +66,8 @@ class Flow(TorchFamily):
     time_dim, x_octaves, channels, unet_replicates (auto | loop | grouped), train_steps,
     finetune_steps, batch_size, lr, ema_decay, grad_clip, normalize, coupling (independent | ot),
     sampler (euler | midpoint), n_ode_steps, conditional, classes, guidance, p_uncond,
-    prompt_weights, device (auto | cpu | cuda), negative_guidance (w, bad: synthetic | early,
-    fraction, steps)."""
+    prompt_weights, dtype (float32 | bfloat16), device (auto | cpu | cuda), negative_guidance (w,
+    bad: synthetic | early, fraction, steps)."""
 
     purpose = "flow"
 

@@ -119,6 +119,10 @@ class NetParams(TrainParams):
     as a GPU wants; the loop's function up to float32 rounding, at which level replicate r's
     numbers then depend on R); `auto`: grouped on CUDA, else loop (no faster on a CPU,
     `benchmarks/bench_images_models.py`)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """bfloat16 autocasts the network's forward pass in training, on the family's device (a CPU
+    runs it too, no faster: the tests check it there); the loss, the parameters, Adam and sampling
+    stay float32."""
     conditional: bool = False
     """Whether the network takes class labels (needs labelled data with `classes` classes)."""
     classes: int = Field(default=10, ge=2)
@@ -136,6 +140,7 @@ class NetParams(TrainParams):
         **SamplingParams.LATER,
         "negative_guidance": None,
         "unet_replicates": "auto",
+        "dtype": "float32",
     }
 
     @property
@@ -484,13 +489,25 @@ class BatchedNet(Trainer):
                 if y is None
                 else y.gather(1, idx).masked_fill_(u[..., 2] < p.p_uncond, self.null)
             )
-            return loss_fn(functools.partial(self.network, params, y=yb), batch, u[..., 1], z)
+            net = functools.partial(self.network, params, y=yb)
+            return loss_fn(
+                net if p.dtype == "float32" else self._bfloat16(net), batch, u[..., 1], z
+            )
 
         uniforms = 2 if y is None else 3
         loss = self.optimise(
             data.shape[1], weights, generation, p.steps(warm), step_loss, uniforms, (self.dim,)
         )
         return {"loss": loss}
+
+    def _bfloat16(self, net: Net) -> Net:
+        """The network's forward pass autocast to bfloat16 on the device, its output float32."""
+
+        def cast(x: Tensor, t: Tensor) -> Tensor:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return net(x, t).float()
+
+        return cast
 
     def after_step(self, step: int, steps: int) -> None:
         """With negative guidance from `early`, keep the EMA after that step as the bad model."""
