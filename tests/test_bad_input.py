@@ -37,7 +37,7 @@ def config_file(tmp_path, **blocks) -> str:
     return str(path)
 
 
-def refused(tmp_path, args: list[str], needle: str) -> str:
+def assert_refused(tmp_path, args: list[str], needle: str) -> str:
     """Run the CLI in-process; assert exit 2, one line (warnings count) naming `needle`, and no
     store; return the line."""
     store = tmp_path / "runs" / "store.sqlite"
@@ -136,7 +136,7 @@ def test_a_header_only_csv_is_one_line_without_numpy_warnings(tmp_path):
         "n_test": 5,
         "params": {"path": str(tmp_path / "points.csv")},
     }
-    refused(tmp_path, ["run", config_file(tmp_path, data=data)], "has 0 row(s)")
+    assert_refused(tmp_path, ["run", config_file(tmp_path, data=data)], "has 0 row(s)")
 
 
 # --- item 11: configs and overrides ------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_a_header_only_csv_is_one_line_without_numpy_warnings(tmp_path):
 def test_unreadable_configs_exit_2_with_one_line_naming_the_file(tmp_path, content, needle):
     path = tmp_path / "bad.yaml"
     path.write_bytes(content)
-    line = refused(tmp_path, ["run", str(path)], needle)
+    line = assert_refused(tmp_path, ["run", str(path)], needle)
     assert str(path) in line
 
 
@@ -174,7 +174,7 @@ def test_two_million_probs_are_refused_in_a_second(tmp_path):
         "model: {kind: discrete}\n"
     )
     start = time.process_time()
-    refused(tmp_path, ["run", str(path)], "more than the 1048576")
+    assert_refused(tmp_path, ["run", str(path)], "more than the 1048576")
     assert time.process_time() - start < 1.0
 
 
@@ -202,13 +202,13 @@ def test_a_long_set_value_is_refused_by_its_size_not_parsed_for_minutes(tmp_path
     ],
 )
 def test_bad_overrides_exit_2_with_one_line(tmp_path, override, needle):
-    line = refused(tmp_path, ["run", config_file(tmp_path), "--set", override], needle)
+    line = assert_refused(tmp_path, ["run", config_file(tmp_path), "--set", override], needle)
     assert "\x1b" not in line
 
 
 def test_sweep_5_then_a_swept_key_is_one_line(tmp_path):
     args = ["run", config_file(tmp_path), "--set", "sweep=5", "--set", "sweep.seed=[1, 2]"]
-    refused(tmp_path, args, "sweep")
+    assert_refused(tmp_path, args, "sweep")
 
 
 @pytest.mark.parametrize("store", ["", ".", "..", "exp.yaml/store.sqlite"])
@@ -229,7 +229,7 @@ def test_an_unreachable_scheduler_exits_2_before_the_store_exists(tmp_path, monk
 
     monkeypatch.setattr(executors, "CONNECT_SECONDS", 0.5)
     args = ["run", config_file(tmp_path), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"]
-    refused(tmp_path, args, "--scheduler tcp://127.0.0.1:1: cannot connect")
+    assert_refused(tmp_path, args, "--scheduler tcp://127.0.0.1:1: cannot connect")
 
 
 # --- item 11: data bounds ----------------------------------------------------------------------
@@ -243,7 +243,9 @@ def test_image_labels_beyond_the_class_bound_are_one_line(tmp_path, label):
     y[7] = label
     path = images(tmp_path, rng.random((60, 4, 4)), y)
     data = {**IMAGE_DATA, "params": {"path": path}}
-    line = refused(tmp_path, ["run", config_file(tmp_path, data=data, model={"kind": "kde"})], path)
+    line = assert_refused(
+        tmp_path, ["run", config_file(tmp_path, data=data, model={"kind": "kde"})], path
+    )
     assert "labels must be below 1000" in line
 
 
@@ -251,7 +253,7 @@ def test_a_value_range_whose_width_overflows_is_refused(tmp_path):
     path = images(tmp_path, np.random.default_rng(0).random((60, 4, 4)))
     data = {**IMAGE_DATA, "params": {"path": path, "value_range": [-1e308, 1e308]}}
     args = ["run", config_file(tmp_path, data=data, model={"kind": "kde"})]
-    refused(tmp_path, args, "data.params.value_range: high - low overflows")
+    assert_refused(tmp_path, args, "data.params.value_range: high - low overflows")
 
 
 def test_pixels_whose_own_range_overflows_need_a_value_range(tmp_path):
@@ -259,7 +261,7 @@ def test_pixels_whose_own_range_overflows_need_a_value_range(tmp_path):
     x[0, 0, 0], x[0, 0, 1] = -1e308, 1e308
     data = {**IMAGE_DATA, "params": {"path": images(tmp_path, x)}}
     args = ["run", config_file(tmp_path, data=data, model={"kind": "kde"})]
-    refused(tmp_path, args, "too wide to scale; set data.params.value_range")
+    assert_refused(tmp_path, args, "too wide to scale; set data.params.value_range")
 
 
 # --- item 4: a reward failing its probe; item 11: sys.exit in a run ---------------------------
@@ -312,7 +314,7 @@ def test_a_reward_failing_its_probe_is_bad_input_naming_the_callable(
 ):
     """It stopped the sweep with exit 1 and a traceback in a temporary log (or exit 3, silently)."""
     config = config_file(tmp_path, curation=curated(f"{rewards}:{function}"))
-    line = refused(tmp_path, ["run", config], needle)
+    line = assert_refused(tmp_path, ["run", config], needle)
     assert line.startswith(f"error: curation.reward.params.target: {rewards}:{function} ")
 
 
